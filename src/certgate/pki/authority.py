@@ -1,0 +1,316 @@
+"""Certificate authorities: create a managed CA, issue client and edge server certificates.
+
+Pure: every function takes ``now`` and never looks at a clock; the only randomness is key
+generation and the serial number (``x509.random_serial_number``: 159 random bits). The
+certificate profile of PRODUCT §2 lives here and nowhere else.
+
+Issued certificates start ``profile.backdate`` (default 60 s) before ``now`` so that machines
+whose clock lags a little already accept them; they end exactly ``validity_days`` after ``now``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certgate.pki.csr import check_csr
+from certgate.pki.errors import PKIError
+from certgate.pki.keys import KeyPurpose, KeyType, PrivateKey, check_public_key, generate_private_key
+from certgate.pki.profiles import (
+    DEFAULT_BACKDATE,
+    DEFAULT_CA_VALIDITY_DAYS,
+    DEFAULT_CLIENT_PROFILE,
+    ClientCertificateProfile,
+    validate_validity_days,
+)
+
+#: Serial numbers are positive and below 2**159 so that their DER encoding fits in 20 octets.
+SERIAL_LIMIT: Final = 1 << 159
+_MAX_NAME: Final = 64  # RFC 5280 ub-common-name / ub-organization-name
+_MAX_HOSTNAME: Final = 253
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    """A new certificate and, when certgate made the key pair, its private key (shown once)."""
+
+    certificate: x509.Certificate
+    private_key: PrivateKey | None = dataclasses.field(default=None, repr=False)
+
+
+def utc_seconds(now: dt.datetime) -> dt.datetime:
+    if not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    # X.509 times have whole seconds; truncate here so that what we return is what we encode.
+    return now.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _serial(serial: int | None) -> int:
+    if serial is None:
+        return x509.random_serial_number()
+    if isinstance(serial, bool) or not isinstance(serial, int) or not 0 < serial < SERIAL_LIMIT:
+        raise ValueError("serial must be an int with 0 < serial < 2**159")
+    return serial
+
+
+def signing_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    # Match the hash to the curve's strength (P-384 → SHA-384, P-521 → SHA-512); RSA uses SHA-256.
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.key_size >= 521:
+            return hashes.SHA512()
+        if key.curve.key_size >= 384:
+            return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def _name_attribute(oid: x509.ObjectIdentifier, value: str, what: str) -> x509.NameAttribute[str]:
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_NAME or not value.isprintable():
+        raise PKIError(f"the {what} must be 1 to {_MAX_NAME} printable characters", reason="name.invalid")
+    return x509.NameAttribute(oid, value)
+
+
+def _key_usage(public_key: object, *, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        # RSA keys may be used for RSA key transport (TLS 1.2 RSA kex, S/MIME); EC keys never are.
+        key_encipherment=not ca and isinstance(public_key, rsa.RSAPublicKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CertificateAuthority:
+    """A CA certificate with its private key. Construction checks that the two belong together."""
+
+    certificate: x509.Certificate
+    private_key: PrivateKey = dataclasses.field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise TypeError("a CA signs with an RSA or ECDSA private key")
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        ours = self.private_key.public_key().public_bytes(*spki)
+        if ours != self.certificate.public_key().public_bytes(*spki):
+            raise ValueError("the private key does not belong to the CA certificate")
+        try:
+            constraints = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise ValueError("the certificate is not a CA certificate (basicConstraints CA:TRUE)")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        try:
+            ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+    def _window(self, now: dt.datetime, days: int, backdate: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
+        not_before = now - backdate
+        not_after = now + dt.timedelta(days=days)
+        ca_not_before = self.certificate.not_valid_before_utc
+        ca_not_after = self.certificate.not_valid_after_utc
+        if not ca_not_before <= now <= ca_not_after:
+            raise PKIError("the issuing CA is expired or not yet valid", reason="issuer.not_valid")
+        if not_after > ca_not_after:
+            raise PKIError(
+                f"the certificate would outlive its CA, which expires {ca_not_after:%Y-%m-%dT%H:%M:%SZ}; "
+                "choose fewer ValidityDays",
+                reason="validity.exceeds_issuer",
+            )
+        # Never start before the CA itself: some verifiers reject that nesting.
+        return max(not_before, ca_not_before), not_after
+
+    def _sign(
+        self,
+        *,
+        subject: x509.Name,
+        public_key: CertificatePublicKeyTypes,
+        serial: int,
+        window: tuple[dt.datetime, dt.datetime],
+        eku: x509.ObjectIdentifier,
+        san: x509.SubjectAlternativeName | None,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(serial)
+            .not_valid_before(window[0])
+            .not_valid_after(window[1])
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(public_key, ca=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(self.authority_key_identifier(), critical=False)
+        )
+        if san is not None:
+            # RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and is critical.
+            builder = builder.add_extension(san, critical=len(subject) == 0)
+        return builder.sign(self.private_key, signing_hash(self.private_key))
+
+    # -- issuance ----------------------------------------------------------------------------
+
+    def issue_client_certificate(
+        self,
+        *,
+        now: dt.datetime,
+        validity_days: int,
+        csr: x509.CertificateSigningRequest | None = None,
+        key_type: KeyType | None = None,
+        common_name: str | None = None,
+        serial: int | None = None,
+        profile: ClientCertificateProfile = DEFAULT_CLIENT_PROFILE,
+    ) -> IssuedCertificate:
+        """Issue a client certificate (PRODUCT §2) from a CSR, or for a key pair made here.
+
+        Exactly one of ``csr`` (from :func:`~certgate.pki.csr.load_csr`; its policy is checked
+        again here) and ``key_type`` (with ``common_name`` for the subject) must be given.
+        """
+        if (csr is None) == (key_type is None):
+            raise ValueError("give exactly one of csr and key_type")
+        utc_now = utc_seconds(now)
+        days = validate_validity_days(validity_days, profile)
+        window = self._window(utc_now, days, profile.backdate)
+        private_key: PrivateKey | None = None
+        san: x509.SubjectAlternativeName | None = None
+        if csr is not None:
+            if common_name is not None:
+                raise ValueError("common_name is only for server-generated keys; a CSR brings its subject")
+            check_csr(csr)
+            subject = csr.subject
+            public_key = csr.public_key()
+            try:
+                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            except x509.ExtensionNotFound:
+                san = None
+        else:
+            assert key_type is not None  # for mypy: guaranteed by the exactly-one check above
+            if common_name is None:
+                raise ValueError("a server-generated key needs a common_name for the subject")
+            subject = x509.Name([_name_attribute(NameOID.COMMON_NAME, common_name, "common name")])
+            private_key = generate_private_key(key_type)
+            public_key = private_key.public_key()
+        certificate = self._sign(
+            subject=subject,
+            public_key=public_key,
+            serial=_serial(serial),
+            window=window,
+            eku=ExtendedKeyUsageOID.CLIENT_AUTH,
+            san=san,
+        )
+        return IssuedCertificate(certificate=certificate, private_key=private_key)
+
+    def issue_server_certificate(
+        self,
+        hostnames: Sequence[str],
+        *,
+        now: dt.datetime,
+        validity_days: int,
+        key_type: KeyType = KeyType.ECDSA_P256,
+        serial: int | None = None,
+    ) -> IssuedCertificate:
+        """A TLS server certificate for the edge: DNS (or IP) SANs, EKU serverAuth, new key pair.
+
+        The first hostname is also the subject CN when it fits in 64 characters. Hostnames are
+        expected normalised (lowercase, punycode) by the caller; only their shape is checked.
+        """
+        if isinstance(hostnames, str) or not hostnames:
+            raise ValueError("hostnames must be a non-empty sequence of names")
+        names = [_general_name(h) for h in hostnames]
+        utc_now = utc_seconds(now)
+        days = validate_validity_days(validity_days)
+        window = self._window(utc_now, days, DEFAULT_BACKDATE)
+        first = hostnames[0]
+        subject = x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, first)] if len(first) <= _MAX_NAME else []
+        )
+        private_key = generate_private_key(key_type)
+        certificate = self._sign(
+            subject=subject,
+            public_key=private_key.public_key(),
+            serial=_serial(serial),
+            window=window,
+            eku=ExtendedKeyUsageOID.SERVER_AUTH,
+            san=x509.SubjectAlternativeName(names),
+        )
+        return IssuedCertificate(certificate=certificate, private_key=private_key)
+
+
+def _general_name(hostname: str) -> x509.GeneralName:
+    if not isinstance(hostname, str):
+        raise PKIError("a hostname must be text", reason="name.invalid")
+    try:
+        return x509.IPAddress(ipaddress.ip_address(hostname))
+    except ValueError:
+        pass
+    labels = hostname.removeprefix("*.").split(".")
+    if (
+        not hostname.isascii()
+        or len(hostname) > _MAX_HOSTNAME
+        or not all(label and len(label) <= 63 for label in labels)
+        or not all(c.isalnum() or c in "-_" for label in labels for c in label)
+    ):
+        raise PKIError(f"{hostname[:_MAX_HOSTNAME]!r} is not a valid hostname", reason="name.invalid")
+    return x509.DNSName(hostname)
+
+
+def create_certificate_authority(
+    common_name: str,
+    *,
+    now: dt.datetime,
+    key_type: KeyType = KeyType.ECDSA_P256,
+    validity_days: int = DEFAULT_CA_VALIDITY_DAYS,
+    organization: str | None = None,
+) -> CertificateAuthority:
+    """A new self-signed root CA: CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI (and AKI = SKI).
+
+    Path length 0 because a managed CA signs end-entity certificates only. ECDSA P-256 by
+    default: a signature costs tens of microseconds (RSA-2048: ~1 ms) and every TLS stack the
+    feature targets accepts it; RSA keys may still be requested for the CA or for clients.
+    """
+    if isinstance(validity_days, bool) or not isinstance(validity_days, int) or validity_days < 1:
+        raise ValueError("validity_days must be a positive int")
+    utc_now = utc_seconds(now)
+    attributes = []
+    if organization is not None:
+        attributes.append(_name_attribute(NameOID.ORGANIZATION_NAME, organization, "organization"))
+    attributes.append(_name_attribute(NameOID.COMMON_NAME, common_name, "common name"))
+    name = x509.Name(attributes)
+    private_key = generate_private_key(key_type)
+    public_key = private_key.public_key()
+    check_public_key(public_key, KeyPurpose.CA)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(utc_now - DEFAULT_BACKDATE)
+        .not_valid_after(utc_now + dt.timedelta(days=validity_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(public_key, ca=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+        .sign(private_key, signing_hash(private_key))
+    )
+    return CertificateAuthority(certificate=certificate, private_key=private_key)

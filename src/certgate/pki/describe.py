@@ -1,0 +1,160 @@
+"""Plain facts about a certificate, in the shapes the API (ESA) and the edge's rules show.
+
+Total on any parseable certificate: a client may present anything at the edge, so a field
+that cannot be decoded becomes empty (``""``/``None``) instead of raising.
+
+``serial_hex`` is the serial number as an integer in lowercase hex without leading zeros
+(``format(serial, "x")``; DER's sign-padding byte is never shown), the way ESA shows
+``SerialNumber``. Names follow Go's crypto/x509, as ESA's responses do: ``SHA256-RSA``,
+``ECDSA-SHA256``, ``RSA``/``ECDSA``. When a name has several CNs, ``common_name`` is the last
+one, as in Go's ``pkix.Name.CommonName``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from typing import Final, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
+
+from certgate.pki.keys import public_key_algorithm
+
+_T = TypeVar("_T", bound=x509.ExtensionType)
+
+_SIGNATURE_NAMES: Final[dict[x509.ObjectIdentifier, str]] = {
+    SignatureAlgorithmOID.RSA_WITH_MD5: "MD5-RSA",
+    SignatureAlgorithmOID.RSA_WITH_SHA1: "SHA1-RSA",
+    x509.ObjectIdentifier("1.3.14.3.2.29"): "SHA1-RSA",  # the old OIW sha1WithRSASignature
+    SignatureAlgorithmOID.RSA_WITH_SHA224: "SHA224-RSA",
+    SignatureAlgorithmOID.RSA_WITH_SHA256: "SHA256-RSA",
+    SignatureAlgorithmOID.RSA_WITH_SHA384: "SHA384-RSA",
+    SignatureAlgorithmOID.RSA_WITH_SHA512: "SHA512-RSA",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA1: "ECDSA-SHA1",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA224: "ECDSA-SHA224",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ECDSA-SHA256",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: "ECDSA-SHA384",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: "ECDSA-SHA512",
+    SignatureAlgorithmOID.DSA_WITH_SHA1: "DSA-SHA1",
+    SignatureAlgorithmOID.DSA_WITH_SHA256: "DSA-SHA256",
+    SignatureAlgorithmOID.ED25519: "Ed25519",
+    SignatureAlgorithmOID.ED448: "Ed448",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    common_name: str
+    subject_dn: str  # RFC 4514
+    issuer_dn: str  # RFC 4514
+    issuer_common_name: str
+    serial_number: int
+    serial_hex: str
+    fingerprint_sha256: str  # 64 lowercase hex characters of SHA-256(DER)
+    signature_algorithm: str  # Go style: "ECDSA-SHA256", "SHA256-RSA", "SHA256-RSAPSS", ...
+    public_key_algorithm: str  # "RSA", "ECDSA", "Ed25519", ...
+    public_key_bits: int | None  # RSA modulus bits or EC curve size
+    san: str  # comma-joined values (DNS, IP, URI, email), in certificate order
+    san_values: tuple[str, ...]
+    ski: str | None  # subjectKeyIdentifier, lowercase hex
+    issuer_ski: str | None  # authorityKeyIdentifier's keyIdentifier, lowercase hex
+    not_before: dt.datetime  # aware, UTC
+    not_after: dt.datetime  # aware, UTC
+    is_ca: bool
+
+
+def _last_cn(name: x509.Name) -> str:
+    try:
+        values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+        value = values[-1].value if values else ""
+    except ValueError:
+        return ""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _rfc4514(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except ValueError:
+        return ""
+
+
+def signature_algorithm_name(certificate: x509.Certificate) -> str:
+    """Go crypto/x509 name of the signature algorithm; the dotted OID when it has none."""
+    oid = certificate.signature_algorithm_oid
+    if oid == SignatureAlgorithmOID.RSASSA_PSS:
+        try:
+            hash_algorithm = certificate.signature_hash_algorithm
+        except Exception:  # unsupported PSS parameters
+            hash_algorithm = None
+        return f"{hash_algorithm.name.upper()}-RSAPSS" if hash_algorithm is not None else "RSAPSS"
+    return _SIGNATURE_NAMES.get(oid, oid.dotted_string)
+
+
+def _san_values(san: x509.SubjectAlternativeName | None) -> tuple[str, ...]:
+    if san is None:
+        return ()
+    values: list[str] = []
+    for general_name in san:
+        if isinstance(general_name, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier):
+            values.append(general_name.value)
+        elif isinstance(general_name, x509.IPAddress):
+            values.append(str(general_name.value))
+    return tuple(values)
+
+
+def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
+    """The :class:`CertificateFacts` of ``certificate``; never raises on a parsed certificate."""
+    try:
+        extensions: x509.Extensions | None = certificate.extensions
+    except ValueError:  # duplicate or undecodable extensions: report none rather than fail
+        extensions = None
+
+    def extension(kind: type[_T]) -> _T | None:
+        if extensions is None:
+            return None
+        try:
+            return extensions.get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
+
+    try:
+        public_key = certificate.public_key()
+        algorithm = public_key_algorithm(public_key)
+        bits = (
+            public_key.key_size
+            if isinstance(public_key, rsa.RSAPublicKey)
+            else public_key.curve.key_size
+            if isinstance(public_key, ec.EllipticCurvePublicKey)
+            else None
+        )
+    except Exception:  # an algorithm cryptography cannot load (GOST, SM2, ...)
+        algorithm, bits = "unknown", None
+    ski = extension(x509.SubjectKeyIdentifier)
+    aki = extension(x509.AuthorityKeyIdentifier)
+    constraints = extension(x509.BasicConstraints)
+    san = _san_values(extension(x509.SubjectAlternativeName))
+    serial = certificate.serial_number
+    return CertificateFacts(
+        common_name=_last_cn(certificate.subject),
+        subject_dn=_rfc4514(certificate.subject),
+        issuer_dn=_rfc4514(certificate.issuer),
+        issuer_common_name=_last_cn(certificate.issuer),
+        serial_number=serial,
+        serial_hex=format(serial, "x"),
+        fingerprint_sha256=hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        signature_algorithm=signature_algorithm_name(certificate),
+        public_key_algorithm=algorithm,
+        public_key_bits=bits,
+        san=",".join(san),
+        san_values=san,
+        ski=ski.digest.hex() if ski is not None else None,
+        issuer_ski=aki.key_identifier.hex() if aki is not None and aki.key_identifier is not None else None,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        is_ca=constraints is not None and constraints.ca,
+    )
