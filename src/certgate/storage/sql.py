@@ -1,0 +1,1012 @@
+"""``SQLStore``: the SQLite and PostgreSQL adapter of ``services.ports.Store`` (SQLAlchemy Core).
+
+Opening a store migrates its database to the newest revision (Alembic, run in code, under a lock
+so several processes may open one database at once). Transactions are serialised: SQLite takes
+the write lock up front (``BEGIN IMMEDIATE``, WAL mode, so readers of ``current_version`` never
+wait), PostgreSQL takes the row lock of the one-row ``installation`` table as the first statement
+(``SELECT ... FOR UPDATE``). Holding that lock for the whole unit of work is what lets services
+check-then-write (quotas, unique names) without races, and what makes the configuration version
+gap-free: a dirty transaction bumps it with ``UPDATE ... RETURNING`` just before it commits.
+
+Behaviour the ports leave open is pinned in ``storage.contract``; this module must never be
+imported by services or the pure core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+
+from certgate.errors import CertGateError, InvalidArgument
+from certgate.ids import AccountId, CACertificateId, CertificateId, RecordId, RuleId, SiteId
+from certgate.model import (
+    AccessKey,
+    Account,
+    Authority,
+    AuthorityKind,
+    Binding,
+    CertificateStatus,
+    CertificateSummary,
+    ClientCACertificate,
+    ClientCertificate,
+    EdgeCertificate,
+    OriginRule,
+    Plan,
+    Record,
+    RevokedSerial,
+    RuleAction,
+    RuleStatus,
+    Site,
+    WafRule,
+)
+from certgate.storage import schema as t
+from certgate.storage.contract import (
+    FinishedTransaction,
+    TransactionGuard,
+    already_exists,
+    check_binding,
+    check_match,
+    check_page,
+    not_found,
+    parent_not_found,
+)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Any constant works; it only has to be the same in every certgate process.
+_MIGRATION_LOCK_KEY = 0x63657274_67617465 & 0x7FFF_FFFF_FFFF_FFFF
+
+_READ_ONLY = "certgate_read_only"
+
+
+class SchemaError(CertGateError):
+    """The database cannot be used by this version of certgate (e.g. it was migrated by a newer one)."""
+
+    default_reason = "storage.schema"
+
+
+def normalize_url(url: str) -> URL:
+    """The SQLAlchemy URL for a certgate database URL; refuses what certgate does not support.
+
+    ``postgresql://`` and ``postgres://`` mean psycopg 3; ``sqlite:///path`` needs a file (use
+    ``memory://`` with ``open_store`` for a throwaway store).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidArgument("not a database URL", reason="storage.url") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise InvalidArgument(
+                f"PostgreSQL is supported through psycopg 3 only, not {driver!r}", reason="storage.url"
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise InvalidArgument(f"unsupported SQLite driver {driver!r}", reason="storage.url")
+        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+            raise InvalidArgument(
+                "SQLite needs a database file (sqlite:///path/to.db); use memory:// for a throwaway store",
+                reason="storage.url",
+            )
+        return parsed.set(drivername="sqlite+pysqlite")
+    raise InvalidArgument(f"unsupported database {parsed.drivername!r}", reason="storage.url")
+
+
+def alembic_config(url: str | None = None, *, connection: Connection | None = None) -> Config:
+    """An Alembic ``Config`` for certgate's migrations, built in code (no alembic.ini).
+
+    Pass ``connection`` to migrate inside the caller's transaction, or ``url`` for developer
+    commands such as ``command.revision(..., autogenerate=True)``.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        rendered = normalize_url(url).render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the sqlite3 module, decides when a transaction begins (see on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # NORMAL is crash-safe in WAL mode; a power loss may forget the last commits.
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        # Take the write lock before the first read: a deferred transaction that later writes
+        # fails with SQLITE_BUSY when another writer got in first, and busy_timeout cannot help.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _install_postgres_hooks(engine: Engine, *, lock_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Wait for the writer lock at most this long instead of forever.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout_ms)}ms",))
+        dbapi_connection.commit()
+
+
+class SQLStore:
+    """``Store`` on SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://...``).
+
+    ``lock_timeout`` is how long a transaction waits for the writer lock before failing;
+    ``migrate=False`` skips the upgrade on open (the schema must then already be at head).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_timeout: float = 30.0,
+        sqlite_synchronous: str = "NORMAL",
+        pool_size: int = 5,
+        migrate: bool = True,
+    ) -> None:
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise InvalidArgument("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        sa_url = normalize_url(url)
+        timeout_ms = int(lock_timeout * 1000)
+        if sa_url.get_backend_name() == "sqlite":
+            self._engine = create_engine(
+                sa_url, connect_args={"timeout": lock_timeout}, pool_size=pool_size, max_overflow=10
+            )
+            _install_sqlite_hooks(
+                self._engine, busy_timeout_ms=timeout_ms, synchronous=sqlite_synchronous.upper()
+            )
+        else:
+            self._engine = create_engine(sa_url, pool_size=pool_size, max_overflow=10)
+            _install_postgres_hooks(self._engine, lock_timeout_ms=timeout_ms)
+        self._guard = TransactionGuard()
+        self._closed = False
+        try:
+            if migrate:
+                self._migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for tooling and benchmarks (services never use it)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def _migrate(self) -> None:
+        with self._engine.connect() as conn, conn.begin():
+            if self.dialect == "postgresql":
+                # Replicas starting together: one migrates, the others wait and find it done.
+                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            try:
+                command.upgrade(alembic_config(connection=conn), "head")
+            except CommandError as exc:
+                raise SchemaError(f"cannot migrate the database to this version of certgate: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLTransaction]:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        with self._guard.enter(), self._engine.connect() as conn, conn.begin():
+            base = conn.execute(
+                select(t.installation.c.config_version)
+                .where(t.installation.c.id == 1)
+                .with_for_update()  # PostgreSQL: the writer lock; SQLite: already held
+            ).scalar_one()
+            tx = SQLTransaction(conn, base)
+            try:
+                yield tx
+                if tx._dirty:
+                    tx._bump()
+            finally:
+                tx._finished = True
+
+    def current_version(self) -> int:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        with self._engine.connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
+            version: int = conn.execute(
+                select(t.installation.c.config_version).where(t.installation.c.id == 1)
+            ).scalar_one()
+            conn.rollback()
+            return version
+
+    def close(self) -> None:
+        self._closed = True
+        self._engine.dispose()
+
+
+# -- row <-> entity -------------------------------------------------------------------------------
+
+
+def _summary_values(s: CertificateSummary) -> dict[str, Any]:
+    return {
+        "certificate_pem": s.certificate_pem,
+        "common_name": s.common_name,
+        "subject_dn": s.subject_dn,
+        "issuer_dn": s.issuer_dn,
+        "issuer_common_name": s.issuer_common_name,
+        "serial_hex": s.serial_hex,
+        "fingerprint_sha256": s.fingerprint_sha256,
+        "signature_algorithm": s.signature_algorithm,
+        "public_key_algorithm": s.public_key_algorithm,
+        "san": s.san,
+        "not_before": s.not_before,
+        "not_after": s.not_after,
+    }
+
+
+def _summary(row: Row[Any]) -> CertificateSummary:
+    return CertificateSummary(
+        certificate_pem=row.certificate_pem,
+        common_name=row.common_name,
+        subject_dn=row.subject_dn,
+        issuer_dn=row.issuer_dn,
+        issuer_common_name=row.issuer_common_name,
+        serial_hex=row.serial_hex,
+        fingerprint_sha256=row.fingerprint_sha256,
+        signature_algorithm=row.signature_algorithm,
+        public_key_algorithm=row.public_key_algorithm,
+        san=row.san,
+        not_before=row.not_before,
+        not_after=row.not_after,
+    )
+
+
+def _account(row: Row[Any]) -> Account:
+    plan = Plan(
+        custom_ca_limit=row.plan_custom_ca_limit,
+        hostnames_per_call=row.plan_hostnames_per_call,
+        sites_limit=row.plan_sites_limit,
+        waf_rules_per_site=row.plan_waf_rules_per_site,
+        name=row.plan_name,
+    )
+    return Account(AccountId(row.id), row.name, row.instance_id, plan, row.created_at)
+
+
+def _plan_values(plan: Plan) -> dict[str, Any]:
+    return {
+        "plan_name": plan.name,
+        "plan_custom_ca_limit": plan.custom_ca_limit,
+        "plan_hostnames_per_call": plan.hostnames_per_call,
+        "plan_sites_limit": plan.sites_limit,
+        "plan_waf_rules_per_site": plan.waf_rules_per_site,
+    }
+
+
+def _access_key(row: Row[Any]) -> AccessKey:
+    return AccessKey(row.id, AccountId(row.account_id), bytes(row.sealed_secret), row.created_at, row.enabled)
+
+
+def _authority(row: Row[Any]) -> Authority:
+    return Authority(
+        id=CACertificateId(row.id),
+        kind=AuthorityKind(row.kind),
+        account_id=None if row.account_id is None else AccountId(row.account_id),
+        certificate_pem=row.certificate_pem,
+        sealed_key=bytes(row.sealed_key),
+        created_at=row.created_at,
+    )
+
+
+def _site(row: Row[Any]) -> Site:
+    return Site(
+        id=SiteId(row.id),
+        account_id=AccountId(row.account_id),
+        name=row.name,
+        access_type=row.access_type,
+        coverage=row.coverage,
+        instance_id=row.instance_id,
+        status=row.status,
+        verify_code=row.verify_code,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _site_values(site: Site) -> dict[str, Any]:
+    return {
+        "id": site.id,
+        "account_id": site.account_id,
+        "name": site.name,
+        "access_type": site.access_type,
+        "coverage": site.coverage,
+        "instance_id": site.instance_id,
+        "status": site.status,
+        "verify_code": site.verify_code,
+        "created_at": site.created_at,
+        "updated_at": site.updated_at,
+    }
+
+
+def _record(row: Row[Any]) -> Record:
+    return Record(
+        id=RecordId(row.id),
+        site_id=SiteId(row.site_id),
+        name=row.name,
+        type=row.type,
+        ttl=row.ttl,
+        value=row.value,
+        proxied=row.proxied,
+        biz_name=row.biz_name,
+        comment=row.comment,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _client_certificate(row: Row[Any]) -> ClientCertificate:
+    return ClientCertificate(
+        id=CertificateId(row.id),
+        account_id=AccountId(row.account_id),
+        site_id=SiteId(row.site_id),
+        authority_id=CACertificateId(row.authority_id),
+        status=CertificateStatus(row.status),
+        validity_days=row.validity_days,
+        cert=_summary(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def client_certificate_values(cert: ClientCertificate) -> dict[str, Any]:
+    """The ``client_certificates`` row of ``cert`` (also used by the storage benchmark)."""
+    return {
+        "id": cert.id,
+        "account_id": cert.account_id,
+        "site_id": cert.site_id,
+        "authority_id": cert.authority_id,
+        "status": cert.status.value,
+        "validity_days": cert.validity_days,
+        **_summary_values(cert.cert),
+        "created_at": cert.created_at,
+        "updated_at": cert.updated_at,
+        "revoked_at": cert.revoked_at,
+    }
+
+
+def _ca_certificate(row: Row[Any]) -> ClientCACertificate:
+    return ClientCACertificate(
+        id=CACertificateId(row.id),
+        account_id=AccountId(row.account_id),
+        site_id=SiteId(row.site_id),
+        name=row.name,
+        cert=_summary(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _waf_rule(row: Row[Any]) -> WafRule:
+    return WafRule(
+        id=RuleId(row.id),
+        site_id=SiteId(row.site_id),
+        ruleset_id=row.ruleset_id,
+        phase=row.phase,
+        name=row.name,
+        expression=row.expression,
+        action=RuleAction(row.action),
+        status=RuleStatus(row.status),
+        position=row.position,
+        config_json=row.config_json,
+        updated_at=row.updated_at,
+    )
+
+
+def _waf_rule_values(rule: WafRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "site_id": rule.site_id,
+        "ruleset_id": rule.ruleset_id,
+        "phase": rule.phase,
+        "name": rule.name,
+        "expression": rule.expression,
+        "action": rule.action.value,
+        "status": rule.status.value,
+        "position": rule.position,
+        "config_json": rule.config_json,
+        "updated_at": rule.updated_at,
+    }
+
+
+def _origin_rule(row: Row[Any]) -> OriginRule:
+    return OriginRule(
+        id=RuleId(row.id),
+        site_id=SiteId(row.site_id),
+        name=row.name,
+        expression=row.expression,
+        enabled=row.enabled,
+        sequence=row.sequence,
+        origin_scheme=row.origin_scheme,
+        origin_http_port=row.origin_http_port,
+        origin_https_port=row.origin_https_port,
+        origin_host=row.origin_host,
+        origin_sni=row.origin_sni,
+        origin_read_timeout=row.origin_read_timeout,
+        dns_record=row.dns_record,
+        updated_at=row.updated_at,
+    )
+
+
+def _edge_certificate(row: Row[Any]) -> EdgeCertificate:
+    return EdgeCertificate(
+        site_id=SiteId(row.site_id),
+        hostname=row.hostname,
+        chain_pem=row.chain_pem,
+        sealed_key=bytes(row.sealed_key),
+        uploaded=row.uploaded,
+        not_after=row.not_after,
+        updated_at=row.updated_at,
+    )
+
+
+def _name_filter(column: Any, name: str | None, match: str) -> list[ColumnElement[bool]]:
+    """``storage.contract``'s matching: ASCII case-insensitive, LIKE wildcards in ``name`` escaped."""
+    if not name:
+        return []
+    lowered = func.lower(column)
+    value = name.lower()
+    if match == "exact":
+        return [lowered == value]
+    if match == "prefix":
+        return [lowered.startswith(value, autoescape=True)]
+    if match == "suffix":
+        return [lowered.endswith(value, autoescape=True)]
+    return [lowered.contains(value, autoescape=True)]
+
+
+def _is_foreign_key_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23503")
+    return "FOREIGN KEY constraint failed" in str(exc.orig)
+
+
+class SQLTransaction:
+    """One unit of work on an ``SQLStore``; only valid inside its ``with`` block."""
+
+    def __init__(self, conn: Connection, base_version: int) -> None:
+        self._conn = conn
+        self._base = base_version
+        self._dirty = False
+        self._finished = False
+        self._dialect = conn.dialect.name
+
+    def _read(self) -> Connection:
+        if self._finished:
+            raise FinishedTransaction()
+        return self._conn
+
+    def _write(self) -> Connection:
+        conn = self._read()
+        self._dirty = True
+        return conn
+
+    def _bump(self) -> None:
+        new = self._conn.execute(
+            update(t.installation)
+            .where(t.installation.c.id == 1)
+            .values(config_version=t.installation.c.config_version + 1)
+            .returning(t.installation.c.config_version)
+        ).scalar_one()
+        if new != self._base + 1:  # impossible while the writer lock is held
+            raise RuntimeError(f"configuration version moved from {self._base} to {new} under the lock")
+
+    def _insert_statement(self, table: Table) -> PostgresInsert | SQLiteInsert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _add(self, table: Table, values: Mapping[str, Any], what: str, key: object) -> None:
+        """INSERT, turning a key clash into AlreadyExists and a dangling reference into NotFound.
+
+        ``ON CONFLICT DO NOTHING`` keeps a clash from aborting a PostgreSQL transaction.
+        """
+        conn = self._write()
+        statement = self._insert_statement(table).on_conflict_do_nothing()
+        try:
+            result = conn.execute(statement, dict(values))
+        except IntegrityError as exc:
+            if _is_foreign_key_violation(exc):
+                raise parent_not_found(what) from exc
+            raise
+        if result.rowcount == 0:
+            raise already_exists(what, key)
+
+    def _update(
+        self, table: Table, where: ColumnElement[bool], values: Mapping[str, Any], what: str, key: object
+    ) -> None:
+        conn = self._write()
+        try:
+            result = conn.execute(update(table).where(where).values(**values))
+        except IntegrityError as exc:
+            if _is_foreign_key_violation(exc):
+                raise parent_not_found(what) from exc
+            raise
+        if result.rowcount == 0:
+            raise not_found(what, key)
+
+    def _count(self, table: Table, *where: ColumnElement[bool]) -> int:
+        count: int = self._read().execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+        return count
+
+    # -- installation -----------------------------------------------------------------------------
+
+    def config_version(self) -> int:
+        self._read()
+        return self._base + (1 if self._dirty else 0)
+
+    def claim_nonce(self, nonce: str, *, now: dt.datetime, expires_at: dt.datetime) -> bool:
+        conn = self._read()
+        conn.execute(delete(t.nonces).where(t.nonces.c.expires_at < now))
+        statement = self._insert_statement(t.nonces).on_conflict_do_nothing()
+        result = conn.execute(statement, {"nonce": nonce, "expires_at": expires_at})
+        return bool(result.rowcount == 1)
+
+    def add_authority(self, authority: Authority) -> None:
+        values = {
+            "id": authority.id,
+            "kind": authority.kind.value,
+            "account_id": authority.account_id,
+            "certificate_pem": authority.certificate_pem,
+            "sealed_key": authority.sealed_key,
+            "created_at": authority.created_at,
+        }
+        self._add(t.authorities, values, "authority", authority.id)
+
+    def _newest_authority(self, *where: ColumnElement[bool]) -> Authority | None:
+        a = t.authorities
+        row = (
+            self._read()
+            .execute(select(a).where(*where).order_by(a.c.created_at.desc(), a.c.id.desc()).limit(1))
+            .first()
+        )
+        return None if row is None else _authority(row)
+
+    def get_edge_authority(self) -> Authority | None:
+        return self._newest_authority(t.authorities.c.kind == AuthorityKind.EDGE.value)
+
+    def get_managed_authority(self, account_id: AccountId) -> Authority | None:
+        a = t.authorities.c
+        return self._newest_authority(a.kind == AuthorityKind.MANAGED.value, a.account_id == account_id)
+
+    def list_managed_authorities(self) -> list[Authority]:
+        a = t.authorities
+        rows = self._read().execute(
+            select(a).where(a.c.kind == AuthorityKind.MANAGED.value).order_by(a.c.created_at, a.c.id)
+        )
+        return [_authority(row) for row in rows]
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    def add_account(self, account: Account) -> None:
+        values = {
+            "id": account.id,
+            "name": account.name,
+            "instance_id": account.instance_id,
+            **_plan_values(account.plan),
+            "created_at": account.created_at,
+        }
+        self._add(t.accounts, values, "account", account.id)
+
+    def get_account(self, account_id: AccountId) -> Account | None:
+        row = self._read().execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
+        return None if row is None else _account(row)
+
+    def get_account_by_name(self, name: str) -> Account | None:
+        row = self._read().execute(select(t.accounts).where(t.accounts.c.name == name)).first()
+        return None if row is None else _account(row)
+
+    def list_accounts(self) -> list[Account]:
+        a = t.accounts
+        return [_account(row) for row in self._read().execute(select(a).order_by(a.c.created_at, a.c.id))]
+
+    def set_account_plan(self, account_id: AccountId, plan: Plan) -> None:
+        self._update(t.accounts, t.accounts.c.id == account_id, _plan_values(plan), "account", account_id)
+
+    def add_access_key(self, key: AccessKey) -> None:
+        values = {
+            "id": key.id,
+            "account_id": key.account_id,
+            "sealed_secret": key.sealed_secret,
+            "created_at": key.created_at,
+            "enabled": key.enabled,
+        }
+        self._add(t.access_keys, values, "access key", key.id)
+
+    def get_access_key(self, key_id: str) -> AccessKey | None:
+        row = self._read().execute(select(t.access_keys).where(t.access_keys.c.id == key_id)).first()
+        return None if row is None else _access_key(row)
+
+    def list_access_keys(self, account_id: AccountId) -> list[AccessKey]:
+        k = t.access_keys
+        rows = self._read().execute(
+            select(k).where(k.c.account_id == account_id).order_by(k.c.created_at, k.c.id)
+        )
+        return [_access_key(row) for row in rows]
+
+    # -- sites and records ------------------------------------------------------------------------
+
+    def add_site(self, site: Site) -> None:
+        self._add(t.sites, _site_values(site), "site", site.id)
+
+    def get_site(self, account_id: AccountId, site_id: SiteId) -> Site | None:
+        s = t.sites.c
+        row = self._read().execute(select(t.sites).where(s.id == site_id, s.account_id == account_id)).first()
+        return None if row is None else _site(row)
+
+    def get_site_by_name(self, name: str) -> Site | None:
+        row = self._read().execute(select(t.sites).where(t.sites.c.name == name)).first()
+        return None if row is None else _site(row)
+
+    def list_sites(
+        self, account_id: AccountId, *, name: str | None, match: str, offset: int, limit: int
+    ) -> tuple[list[Site], int]:
+        check_match(match)
+        check_page(offset, limit)
+        s = t.sites
+        where = [s.c.account_id == account_id, *_name_filter(s.c.name, name, match)]
+        rows = self._read().execute(
+            select(s).where(*where).order_by(s.c.name, s.c.id).offset(offset).limit(limit)
+        )
+        return [_site(row) for row in rows], self._count(s, *where)
+
+    def delete_site(self, site_id: SiteId) -> None:
+        # Everything under the site goes with it through ON DELETE CASCADE (schema.py).
+        self._write().execute(delete(t.sites).where(t.sites.c.id == site_id))
+
+    def list_all_sites(self) -> list[Site]:
+        return [_site(row) for row in self._read().execute(select(t.sites).order_by(t.sites.c.id))]
+
+    def add_record(self, record: Record) -> None:
+        values = {
+            "id": record.id,
+            "site_id": record.site_id,
+            "name": record.name,
+            "type": record.type,
+            "ttl": record.ttl,
+            "value": record.value,
+            "proxied": record.proxied,
+            "biz_name": record.biz_name,
+            "comment": record.comment,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+        self._add(t.records, values, "record", record.id)
+
+    def get_record(self, site_id: SiteId, record_id: RecordId) -> Record | None:
+        r = t.records.c
+        row = self._read().execute(select(t.records).where(r.id == record_id, r.site_id == site_id)).first()
+        return None if row is None else _record(row)
+
+    def get_record_by_name(self, name: str) -> Record | None:
+        row = self._read().execute(select(t.records).where(t.records.c.name == name)).first()
+        return None if row is None else _record(row)
+
+    def list_records(
+        self, site_id: SiteId, *, name: str | None, match: str, offset: int, limit: int
+    ) -> tuple[list[Record], int]:
+        check_match(match)
+        check_page(offset, limit)
+        r = t.records
+        where = [r.c.site_id == site_id, *_name_filter(r.c.name, name, match)]
+        rows = self._read().execute(
+            select(r).where(*where).order_by(r.c.name, r.c.id).offset(offset).limit(limit)
+        )
+        return [_record(row) for row in rows], self._count(r, *where)
+
+    def delete_record(self, record_id: RecordId) -> None:
+        self._write().execute(delete(t.records).where(t.records.c.id == record_id))
+
+    def list_all_records(self) -> list[Record]:
+        return [_record(row) for row in self._read().execute(select(t.records).order_by(t.records.c.id))]
+
+    # -- client certificates ----------------------------------------------------------------------
+
+    def add_client_certificate(self, cert: ClientCertificate) -> None:
+        self._add(t.client_certificates, client_certificate_values(cert), "client certificate", cert.id)
+
+    def get_client_certificate(
+        self, account_id: AccountId, site_id: SiteId, cert_id: CertificateId
+    ) -> ClientCertificate | None:
+        c = t.client_certificates
+        row = (
+            self._read()
+            .execute(select(c).where(c.c.id == cert_id, c.c.account_id == account_id, c.c.site_id == site_id))
+            .first()
+        )
+        return None if row is None else _client_certificate(row)
+
+    def list_client_certificates(
+        self, site_id: SiteId, *, offset: int, limit: int
+    ) -> tuple[list[ClientCertificate], int]:
+        check_page(offset, limit)
+        c = t.client_certificates
+        rows = self._read().execute(
+            select(c)
+            .where(c.c.site_id == site_id)
+            .order_by(c.c.created_at.desc(), c.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_client_certificate(row) for row in rows], self._count(c, c.c.site_id == site_id)
+
+    def update_client_certificate(self, cert: ClientCertificate) -> None:
+        c = t.client_certificates
+        values = client_certificate_values(cert)
+        del values["id"]
+        self._update(c, c.c.id == cert.id, values, "client certificate", cert.id)
+
+    def delete_client_certificate(self, cert_id: CertificateId) -> None:
+        c = t.client_certificates
+        self._write().execute(delete(c).where(c.c.id == cert_id))
+
+    def add_revoked_serial(self, entry: RevokedSerial) -> None:
+        values = {
+            "authority_id": entry.authority_id,
+            "serial_hex": entry.serial_hex,
+            "revoked_at": entry.revoked_at,
+            "not_after": entry.not_after,
+        }
+        self._add(t.revoked_serials, values, "revoked serial", entry.serial_hex)
+
+    def remove_revoked_serial(self, authority_id: CACertificateId, serial_hex: str) -> None:
+        r = t.revoked_serials.c
+        self._write().execute(
+            delete(t.revoked_serials).where(r.authority_id == authority_id, r.serial_hex == serial_hex)
+        )
+
+    def list_revoked_serials(self) -> list[RevokedSerial]:
+        r = t.revoked_serials
+        rows = self._read().execute(select(r).order_by(r.c.authority_id, r.c.serial_hex))
+        return [
+            RevokedSerial(CACertificateId(row.authority_id), row.serial_hex, row.revoked_at, row.not_after)
+            for row in rows
+        ]
+
+    # -- custom client CAs ------------------------------------------------------------------------
+
+    def add_ca_certificate(self, ca: ClientCACertificate) -> None:
+        values = {
+            "id": ca.id,
+            "account_id": ca.account_id,
+            "site_id": ca.site_id,
+            "name": ca.name,
+            **_summary_values(ca.cert),
+            "created_at": ca.created_at,
+            "updated_at": ca.updated_at,
+        }
+        self._add(t.ca_certificates, values, "CA certificate", ca.id)
+
+    def get_ca_certificate(
+        self, account_id: AccountId, site_id: SiteId, ca_id: CACertificateId
+    ) -> ClientCACertificate | None:
+        c = t.ca_certificates
+        row = (
+            self._read()
+            .execute(select(c).where(c.c.id == ca_id, c.c.account_id == account_id, c.c.site_id == site_id))
+            .first()
+        )
+        return None if row is None else _ca_certificate(row)
+
+    def list_ca_certificates(
+        self, site_id: SiteId, *, offset: int, limit: int
+    ) -> tuple[list[ClientCACertificate], int]:
+        check_page(offset, limit)
+        c = t.ca_certificates
+        rows = self._read().execute(
+            select(c)
+            .where(c.c.site_id == site_id)
+            .order_by(c.c.created_at.desc(), c.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_ca_certificate(row) for row in rows], self._count(c, c.c.site_id == site_id)
+
+    def count_ca_certificates(self, account_id: AccountId) -> int:
+        return self._count(t.ca_certificates, t.ca_certificates.c.account_id == account_id)
+
+    def delete_ca_certificate(self, ca_id: CACertificateId) -> None:
+        conn = self._write()
+        conn.execute(delete(t.binding_hostnames).where(t.binding_hostnames.c.ca_id == ca_id))
+        conn.execute(delete(t.ca_certificates).where(t.ca_certificates.c.id == ca_id))
+
+    def list_all_ca_certificates(self) -> list[ClientCACertificate]:
+        c = t.ca_certificates
+        return [_ca_certificate(row) for row in self._read().execute(select(c).order_by(c.c.id))]
+
+    # -- bindings ---------------------------------------------------------------------------------
+
+    def get_binding(self, site_id: SiteId, ca_id: CACertificateId) -> Binding:
+        b = t.binding_hostnames.c
+        rows = self._read().execute(
+            select(b.hostname).where(b.site_id == site_id, b.ca_id == ca_id).order_by(b.position)
+        )
+        return Binding(site_id, ca_id, tuple(row.hostname for row in rows))
+
+    def set_binding(self, binding: Binding) -> None:
+        conn = self._write()
+        check_binding(binding)
+        b = t.binding_hostnames
+        conn.execute(delete(b).where(b.c.site_id == binding.site_id, b.c.ca_id == binding.ca_id))
+        if not binding.hostnames:
+            return
+        rows = [
+            {"site_id": binding.site_id, "ca_id": binding.ca_id, "hostname": hostname, "position": i}
+            for i, hostname in enumerate(binding.hostnames)
+        ]
+        try:
+            conn.execute(b.insert(), rows)
+        except IntegrityError as exc:
+            if _is_foreign_key_violation(exc):
+                raise parent_not_found("binding") from exc
+            raise
+
+    def list_bindings(self, site_id: SiteId | None = None) -> list[Binding]:
+        b = t.binding_hostnames
+        query = select(b).order_by(b.c.site_id, b.c.ca_id, b.c.position)
+        if site_id is not None:
+            query = query.where(b.c.site_id == site_id)
+        grouped: dict[tuple[SiteId, CACertificateId], list[str]] = {}
+        for row in self._read().execute(query):
+            grouped.setdefault((SiteId(row.site_id), CACertificateId(row.ca_id)), []).append(row.hostname)
+        return [Binding(site, ca, tuple(names)) for (site, ca), names in grouped.items()]
+
+    # -- WAF and origin rules ---------------------------------------------------------------------
+
+    def add_waf_rule(self, rule: WafRule) -> None:
+        self._add(t.waf_rules, _waf_rule_values(rule), "WAF rule", rule.id)
+
+    def get_waf_rule(self, site_id: SiteId, rule_id: RuleId) -> WafRule | None:
+        w = t.waf_rules
+        row = self._read().execute(select(w).where(w.c.id == rule_id, w.c.site_id == site_id)).first()
+        return None if row is None else _waf_rule(row)
+
+    def list_waf_rules(
+        self, site_id: SiteId, *, phase: str | None, offset: int, limit: int
+    ) -> tuple[list[WafRule], int]:
+        check_page(offset, limit)
+        w = t.waf_rules
+        where = [w.c.site_id == site_id]
+        if phase is not None:
+            where.append(w.c.phase == phase)
+        rows = self._read().execute(
+            select(w).where(*where).order_by(w.c.position, w.c.id).offset(offset).limit(limit)
+        )
+        return [_waf_rule(row) for row in rows], self._count(w, *where)
+
+    def count_waf_rules(self, site_id: SiteId) -> int:
+        return self._count(t.waf_rules, t.waf_rules.c.site_id == site_id)
+
+    def update_waf_rule(self, rule: WafRule) -> None:
+        values = _waf_rule_values(rule)
+        del values["id"]
+        self._update(t.waf_rules, t.waf_rules.c.id == rule.id, values, "WAF rule", rule.id)
+
+    def delete_waf_rule(self, rule_id: RuleId) -> None:
+        self._write().execute(delete(t.waf_rules).where(t.waf_rules.c.id == rule_id))
+
+    def list_all_waf_rules(self) -> list[WafRule]:
+        w = t.waf_rules
+        rows = self._read().execute(select(w).order_by(w.c.site_id, w.c.position, w.c.id))
+        return [_waf_rule(row) for row in rows]
+
+    def add_origin_rule(self, rule: OriginRule) -> None:
+        values = {
+            "id": rule.id,
+            "site_id": rule.site_id,
+            "name": rule.name,
+            "expression": rule.expression,
+            "enabled": rule.enabled,
+            "sequence": rule.sequence,
+            "origin_scheme": rule.origin_scheme,
+            "origin_http_port": rule.origin_http_port,
+            "origin_https_port": rule.origin_https_port,
+            "origin_host": rule.origin_host,
+            "origin_sni": rule.origin_sni,
+            "origin_read_timeout": rule.origin_read_timeout,
+            "dns_record": rule.dns_record,
+            "updated_at": rule.updated_at,
+        }
+        self._add(t.origin_rules, values, "origin rule", rule.id)
+
+    def get_origin_rule(self, site_id: SiteId, rule_id: RuleId) -> OriginRule | None:
+        o = t.origin_rules
+        row = self._read().execute(select(o).where(o.c.id == rule_id, o.c.site_id == site_id)).first()
+        return None if row is None else _origin_rule(row)
+
+    def list_origin_rules(self, site_id: SiteId) -> list[OriginRule]:
+        o = t.origin_rules
+        rows = self._read().execute(select(o).where(o.c.site_id == site_id).order_by(o.c.sequence, o.c.id))
+        return [_origin_rule(row) for row in rows]
+
+    def delete_origin_rule(self, rule_id: RuleId) -> None:
+        self._write().execute(delete(t.origin_rules).where(t.origin_rules.c.id == rule_id))
+
+    def list_all_origin_rules(self) -> list[OriginRule]:
+        o = t.origin_rules
+        rows = self._read().execute(select(o).order_by(o.c.site_id, o.c.sequence, o.c.id))
+        return [_origin_rule(row) for row in rows]
+
+    # -- edge certificates ------------------------------------------------------------------------
+
+    def put_edge_certificate(self, cert: EdgeCertificate) -> None:
+        conn = self._write()
+        values = {
+            "site_id": cert.site_id,
+            "chain_pem": cert.chain_pem,
+            "sealed_key": cert.sealed_key,
+            "uploaded": cert.uploaded,
+            "not_after": cert.not_after,
+            "updated_at": cert.updated_at,
+        }
+        statement = (
+            self._insert_statement(t.edge_certificates)
+            .values(hostname=cert.hostname, **values)
+            .on_conflict_do_update(index_elements=["hostname"], set_=values)
+        )
+        try:
+            conn.execute(statement)
+        except IntegrityError as exc:
+            if _is_foreign_key_violation(exc):
+                raise parent_not_found("edge certificate") from exc
+            raise
+
+    def get_edge_certificate(self, hostname: str) -> EdgeCertificate | None:
+        e = t.edge_certificates
+        row = self._read().execute(select(e).where(e.c.hostname == hostname)).first()
+        return None if row is None else _edge_certificate(row)
+
+    def delete_edge_certificate(self, hostname: str) -> None:
+        e = t.edge_certificates
+        self._write().execute(delete(e).where(e.c.hostname == hostname))
+
+    def list_edge_certificates(self) -> list[EdgeCertificate]:
+        e = t.edge_certificates
+        return [_edge_certificate(row) for row in self._read().execute(select(e).order_by(e.c.hostname))]
