@@ -1,0 +1,1 @@
+"""The edge (POP): TLS termination, per-request client-certificate checks, rules and proxying."""
