@@ -1,0 +1,747 @@
+"""Sans-IO HTTP/1.1 for the edge: client bytes in, validated request events out; origin bytes in,
+response events out; and the few byte strings the edge writes itself.
+
+Built on httptools (llhttp, strict mode: no leniency flag is ever turned on). This module owns the
+*framing* decisions and must never touch a socket, the event loop or the clock; `proxy` and
+`upstream` feed it bytes and act on the events.
+
+Why it is strict: the edge re-frames every message it forwards (its own Content-Length or chunked
+coding, its own Host line), and a request whose framing is ambiguous (Content-Length with
+Transfer-Encoding, duplicate or malformed lengths, a transfer coding other than ``chunked``,
+Transfer-Encoding on HTTP/1.0, ...) never yields a `RequestHead`, so it can never be forwarded
+(request smuggling, RFC 9112 §6.3 and §11.2). Errors are events, in order with the requests before
+them, so pipelined requests ahead of a bad one are still answered.
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import httptools
+
+__all__ = [
+    "CONTINUE_100",
+    "LAST_CHUNK",
+    "MESSAGE_END",
+    "BodyChunk",
+    "Framing",
+    "HTTP1Limits",
+    "MessageEnd",
+    "RequestError",
+    "RequestEvent",
+    "RequestHead",
+    "RequestReader",
+    "ResponseError",
+    "ResponseEvent",
+    "ResponseHead",
+    "ResponseReader",
+    "encode_chunk",
+    "simple_response",
+    "status_line",
+]
+
+CRLF: Final = b"\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
+"""Ends a chunked body (trailers are never forwarded)."""
+CONTINUE_100: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class HTTP1Limits:
+    """Size limits of one message head; named settings so operators can see and change them."""
+
+    max_head_bytes: int = 64 * 1024
+    """Request line (or status line) plus header block, in bytes. Over it: 431 (502 from an origin)."""
+
+    max_header_count: int = 100
+    """Header field lines in one head. Over it: 431 (502 from an origin)."""
+
+    def __post_init__(self) -> None:
+        if self.max_head_bytes < 256 or self.max_header_count < 1:
+            raise ValueError("HTTP1Limits: max_head_bytes must be >= 256 and max_header_count >= 1")
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+
+
+@dataclass(slots=True, eq=False)
+class RequestHead:
+    """A complete, validated request head. Created only when the framing is unambiguous."""
+
+    method: bytes
+    """As received (llhttp accepts only registered methods, upper case)."""
+    target: bytes
+    """Origin-form (``/path?query``) or ``*``; an absolute-form target is rewritten to origin-form."""
+    version: str
+    """``"1.1"`` or ``"1.0"``."""
+    headers: list[tuple[bytes, bytes]]
+    """Every field line in order: lowercased name, value without surrounding whitespace."""
+    keep_alive: bool
+    """The client lets the connection carry another request (version and ``Connection``)."""
+    authority: bytes
+    """The Host header value as sent (or the absolute-form authority); ``b""`` for HTTP/1.0 without Host."""
+    host: str
+    """`authority` without the port, lowercased ASCII; ``""`` when there is none."""
+    port: int | None
+    content_length: int | None
+    chunked: bool
+    expect_continue: bool
+    """The client sent ``Expect: 100-continue`` and waits for a 100 before sending its body."""
+    connection_tokens: frozenset[bytes]
+    """Lowercased tokens of ``Connection`` other than close/keep-alive: more hop-by-hop names."""
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a (lowercase) header name, or None."""
+        for n, v in self.headers:
+            if n == name:
+                return v
+        return None
+
+
+@dataclass(slots=True, eq=False)
+class BodyChunk:
+    """Body bytes, already de-chunked; never empty."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEnd:
+    """The message (request or response) is complete; use the `MESSAGE_END` singleton."""
+
+
+MESSAGE_END: Final = MessageEnd()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    """The client's byte stream is unusable from here on: answer `status` and close."""
+
+    status: int
+    reason: str
+    """Stable dotted name for logs and metrics, e.g. ``http.framing.cl_and_te``."""
+    detail: str = ""
+
+
+Framing = Literal["none", "length", "chunked", "close"]
+"""How a response body is delimited: no body, Content-Length, chunked, or by closing."""
+
+
+@dataclass(slots=True, eq=False)
+class ResponseHead:
+    """A final (non-1xx) response head from an origin. 1xx interim responses are dropped."""
+
+    status: int
+    reason: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    """Lowercased names, values without surrounding whitespace."""
+    framing: Framing
+    content_length: int | None
+    connection_tokens: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseError:
+    """The origin's response is malformed or truncated; the origin connection is unusable."""
+
+    reason: str
+    detail: str = ""
+
+
+RequestEvent = RequestHead | BodyChunk | MessageEnd | RequestError
+ResponseEvent = ResponseHead | BodyChunk | MessageEnd | ResponseError
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+class _Stop(Exception):
+    """Raised inside an httptools callback to abort the parse (the reason is stored beforehand)."""
+
+
+_FRAMING_NAMES: Final = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"host", b"expect"}
+)
+_CONN_CONTROL: Final = frozenset({b"close", b"keep-alive"})
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+_DIGITS: Final = re.compile(rb"[0-9]{1,18}")
+# reg-name restricted to what a hostname can be, or an IPv6 literal; optional non-empty port.
+_AUTHORITY: Final = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?")
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [t for t in (p.strip(b" \t").lower() for p in value.split(b",")) if t]
+
+
+def _hop_tokens(tokens: list[bytes] | None) -> frozenset[bytes]:
+    """Connection tokens naming other hop-by-hop fields (close/keep-alive are not field names)."""
+    if not tokens:
+        return _NO_TOKENS
+    return frozenset(t for t in tokens if t not in _CONN_CONTROL)
+
+
+def _parse_authority(authority: bytes) -> tuple[str, int | None] | None:
+    m = _AUTHORITY.fullmatch(authority)
+    if m is None:
+        return None
+    port_b = m.group(2)
+    port = int(port_b) if port_b is not None else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return m.group(1).decode("ascii").lower(), port
+
+
+def _llhttp_reason(exc: Exception) -> str:
+    msg = str(exc)
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        return "http.invalid_method"
+    if isinstance(exc, httptools.HttpParserInvalidURLError):
+        return "http.invalid_target"
+    if "PRI" in msg:
+        return "http.http2_preface"
+    if "Content-Length" in msg:
+        return "http.framing.content_length"
+    if "Transfer-Encoding" in msg:
+        return "http.framing.transfer_encoding"
+    if "chunk" in msg.lower():
+        return "http.framing.chunk"
+    if "version" in msg.lower() or "HTTP/" in msg:
+        return "http.invalid_version"
+    if "header" in msg.lower():
+        return "http.invalid_header"
+    return "http.malformed"
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+class RequestReader:
+    """Turns a client's byte stream into `RequestEvent`s.
+
+    ``feed(data)`` returns the events completed by `data`, in order; a `RequestError` is always
+    the last event ever returned (later feeds return nothing). Pipelined requests come out one
+    after another; pacing them is the caller's job.
+    """
+
+    __slots__ = (
+        "_cl",
+        "_cl_count",
+        "_conn_tokens",
+        "_dead",
+        "_events",
+        "_expect",
+        "_head_size",
+        "_headers",
+        "_host",
+        "_host_count",
+        "_in_body",
+        "_in_head",
+        "_limits",
+        "_messages",
+        "_parser",
+        "_raw_head",
+        "_reject",
+        "_te",
+        "_te_count",
+        "_trailer_size",
+        "_url",
+    )
+
+    def __init__(self, limits: HTTP1Limits | None = None) -> None:
+        self._limits = limits or HTTP1Limits()
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[RequestEvent] = []
+        self._dead = False
+        self._reject: RequestError | None = None
+        self._in_head = False
+        self._in_body = False
+        self._messages = 0
+        self._raw_head = 0
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._trailer_size = 0
+        self._host: bytes | None = None
+        self._host_count = 0
+        self._cl: bytes | None = None
+        self._cl_count = 0
+        self._te: bytes | None = None
+        self._te_count = 0
+        self._conn_tokens: list[bytes] | None = None
+        self._expect: bytes | None = None
+
+    @property
+    def in_head(self) -> bool:
+        """Bytes of a request head have arrived but the head is not complete (slow-header clock)."""
+        return self._in_head
+
+    @property
+    def failed(self) -> bool:
+        return self._dead
+
+    def feed(self, data: bytes) -> list[RequestEvent]:
+        if self._dead:
+            return []
+        events: list[RequestEvent] = []
+        self._events = events
+        was_in_head, messages = self._in_head, self._messages
+        while True:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as up:
+                # llhttp pauses after a request carrying ``Connection: upgrade`` (CONNECT and
+                # upgrades with a body were refused in on_headers_complete). The edge never
+                # switches protocols: the request went out as a plain one, so what follows is
+                # simply the next request, for a fresh parser.
+                data = data[up.args[0] :]
+                self._parser = httptools.HttpRequestParser(self)
+                if data:
+                    continue
+            except httptools.HttpParserError as exc:
+                self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
+                return events
+            break
+        # httptools buffers a header line internally until it is complete, and our callbacks only
+        # count complete lines: bound that buffer by counting every chunk that was entirely head.
+        if was_in_head and self._in_head and messages == self._messages:
+            self._raw_head += len(data)
+            if self._raw_head > self._limits.max_head_bytes:
+                self._fail(RequestError(431, "http.head_too_large"))
+        return events
+
+    def _fail(self, error: RequestError) -> None:
+        self._dead = True
+        self._events.append(error)
+
+    def _stop(self, status: int, reason: str, detail: str = "") -> _Stop:
+        self._reject = RequestError(status, reason, detail)
+        return _Stop(reason)
+
+    # --- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._messages += 1
+        self._raw_head = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url = self._url + url if self._url else url
+        self._head_size += len(url)
+        if self._head_size > self._limits.max_head_bytes:
+            raise self._stop(431, "http.head_too_large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            # Trailer fields of a chunked body: size-limited, then dropped (never forwarded).
+            self._trailer_size += len(name) + len(value) + 4
+            if self._trailer_size > self._limits.max_head_bytes:
+                raise self._stop(431, "http.trailers_too_large")
+            return
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._limits.max_head_bytes:
+            raise self._stop(431, "http.head_too_large")
+        headers = self._headers
+        if len(headers) >= self._limits.max_header_count:
+            raise self._stop(431, "http.too_many_headers")
+        lname = name.lower()
+        value = value.strip(b" \t")
+        headers.append((lname, value))
+        if lname in _FRAMING_NAMES:
+            if lname == b"host":
+                self._host = value
+                self._host_count += 1
+            elif lname == b"content-length":
+                self._cl = value
+                self._cl_count += 1
+            elif lname == b"transfer-encoding":
+                self._te = value
+                self._te_count += 1
+            elif lname == b"connection":
+                if self._conn_tokens is None:
+                    self._conn_tokens = []
+                self._conn_tokens.extend(_tokens(value))
+            else:
+                self._expect = value
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise self._stop(400, "http.invalid_version", version)
+        method = parser.get_method()
+        if method == b"CONNECT":
+            raise self._stop(405, "http.connect_refused")
+
+        # Framing (llhttp already refuses most of these; checked again because forwarding an
+        # ambiguous request is the one mistake a proxy must never make).
+        content_length: int | None = None
+        chunked = False
+        if self._te is not None:
+            if self._cl is not None:
+                raise self._stop(400, "http.framing.cl_and_te")
+            if version == "1.0":
+                raise self._stop(400, "http.framing.te_in_http10")
+            if self._te_count != 1:
+                raise self._stop(400, "http.framing.transfer_encoding")
+            if self._te.lower() != b"chunked":
+                codings = _tokens(self._te)
+                if not codings or codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+                    # RFC 9112 §6.3: chunked not (only) last means the length is unknowable.
+                    raise self._stop(400, "http.framing.transfer_encoding", self._te.decode("latin-1"))
+                raise self._stop(501, "http.framing.unsupported_coding", self._te.decode("latin-1"))
+            chunked = True
+        elif self._cl is not None:
+            if self._cl_count != 1 or _DIGITS.fullmatch(self._cl) is None:
+                raise self._stop(400, "http.framing.content_length")
+            content_length = int(self._cl)
+        if parser.should_upgrade() and (chunked or content_length):
+            # llhttp would hand the body over as "upgraded" bytes instead of parsing it.
+            raise self._stop(400, "http.upgrade_with_body")
+
+        # Target and authority.
+        target = self._url
+        authority = self._host
+        if self._host_count > 1 or (version == "1.1" and self._host_count == 0):
+            raise self._stop(400, "http.host", "exactly one Host header is required")
+        if target[:1] == b"/":
+            pass
+        elif target == b"*" and method == b"OPTIONS":
+            pass
+        elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+            try:
+                url = httptools.parse_url(target)
+            except httptools.HttpParserInvalidURLError:
+                raise self._stop(400, "http.invalid_target") from None
+            if url.userinfo or not url.host:
+                raise self._stop(400, "http.invalid_target")
+            # RFC 9112 §3.2.2: the absolute-form authority replaces the Host header.
+            host_b = b"[" + url.host + b"]" if b":" in url.host else url.host
+            authority = host_b if url.port is None else b"%s:%d" % (host_b, url.port)
+            target = (url.path or b"/") + (b"?" + url.query if url.query is not None else b"")
+        else:
+            raise self._stop(400, "http.invalid_target")
+        if authority is None:  # HTTP/1.0 without Host
+            host, port, authority = "", None, b""
+        else:
+            parsed = _parse_authority(authority)
+            if parsed is None:
+                raise self._stop(400, "http.host", "malformed Host")
+            host, port = parsed
+
+        tokens = self._conn_tokens
+        head = RequestHead(
+            method=method,
+            target=target,
+            version=version,
+            headers=self._headers,
+            keep_alive=parser.should_keep_alive(),
+            authority=authority,
+            host=host,
+            port=port,
+            content_length=content_length,
+            chunked=chunked,
+            expect_continue=self._expect is not None and self._expect.lower() == b"100-continue",
+            connection_tokens=_hop_tokens(tokens),
+        )
+        self._in_head = False
+        self._in_body = True
+        self._events.append(head)
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(BodyChunk(body))
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._events.append(MESSAGE_END)
+        self._reset_message()
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+
+
+class ResponseReader:
+    """Turns an origin's byte stream into `ResponseEvent`s, one response per `start()`.
+
+    A HEAD request's response has no body whatever its Content-Length says, and httptools cannot
+    be told so: the reader stops llhttp right after such a head and checks that nothing followed.
+    """
+
+    __slots__ = (
+        "_cl",
+        "_cl_count",
+        "_conn_tokens",
+        "_done",
+        "_events",
+        "_failed",
+        "_head",
+        "_head_request",
+        "_head_size",
+        "_headers",
+        "_interim",
+        "_keep_alive",
+        "_limits",
+        "_messages",
+        "_parser",
+        "_raw_head",
+        "_reason",
+        "_stop_reason",
+        "_stopped_at_head",
+        "_tail",
+        "_te",
+        "_unsolicited",
+    )
+
+    def __init__(self, limits: HTTP1Limits | None = None) -> None:
+        self._limits = limits or HTTP1Limits()
+        self._parser = httptools.HttpResponseParser(self)
+        self._events: list[ResponseEvent] = []
+        self._messages = 0
+        self._failed = False
+        self.start(head_request=False)
+
+    def start(self, *, head_request: bool) -> None:
+        """Expect the response to a new request (HEAD responses carry no body)."""
+        if self._failed:
+            raise RuntimeError("ResponseReader.start() after a failed response")
+        self._head_request = head_request
+        self._head: ResponseHead | None = None
+        self._done = False
+        self._keep_alive = False
+        self._stopped_at_head = False
+        self._unsolicited = False
+        self._stop_reason: str | None = None
+        self._tail = b""
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._raw_head = 0
+        self._interim = False
+        self._cl: bytes | None = None
+        self._cl_count = 0
+        self._te: bytes | None = None
+        self._conn_tokens: list[bytes] | None = None
+
+    @property
+    def head(self) -> ResponseHead | None:
+        return self._head
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def reusable(self) -> bool:
+        """The response ended cleanly and the origin left the connection open for another request."""
+        return self._done and self._keep_alive and not self._failed and not self._unsolicited
+
+    def feed(self, data: bytes) -> list[ResponseEvent]:
+        if self._failed or self._done:
+            # Bytes after a complete response (we never pipeline to origins): never reuse.
+            if data:
+                self._unsolicited = True
+            return []
+        events: list[ResponseEvent] = []
+        self._events = events
+        in_head_before = self._head is None
+        if self._head_request:
+            self._tail = (self._tail + data)[-4:]
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail("http.origin.unexpected_upgrade")
+        except httptools.HttpParserError as exc:
+            if self._stopped_at_head:
+                # Stopped on purpose after a HEAD response's head; clean iff the head ended the data.
+                self._parser = httptools.HttpResponseParser(self)
+                self._finish(keep_alive=self._keep_alive and self._tail == b"\r\n\r\n")
+            elif self._done:
+                self._unsolicited = True
+            else:
+                if self._stop_reason is not None:
+                    self._fail(self._stop_reason)
+                else:
+                    self._fail(_llhttp_reason(exc).replace("http.", "http.origin."), str(exc))
+            return events
+        if in_head_before and self._head is None and not self._done:
+            self._raw_head += len(data)
+            if self._raw_head > self._limits.max_head_bytes:
+                self._fail("http.origin.head_too_large")
+        return events
+
+    def feed_eof(self) -> list[ResponseEvent]:
+        """The origin closed its side: ends a close-delimited body, or reports a truncated response."""
+        if self._done or self._failed:
+            return []
+        self._events = []
+        if self._head is not None and self._head.framing == "close":
+            self._finish(keep_alive=False)
+        else:
+            self._fail("http.origin.truncated" if self._head is not None else "http.origin.closed")
+        return self._events
+
+    def _fail(self, reason: str, detail: str = "") -> None:
+        self._failed = True
+        self._events.append(ResponseError(reason, detail))
+
+    def _finish(self, *, keep_alive: bool) -> None:
+        self._done = True
+        self._keep_alive = keep_alive
+        self._events.append(MESSAGE_END)
+
+    def _stop(self, reason: str) -> _Stop:
+        self._stop_reason = reason
+        return _Stop(reason)
+
+    # --- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._messages += 1
+        if self._done:
+            raise _Stop("unsolicited")
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+        self._head_size += len(reason) + 13
+        if self._head_size > self._limits.max_head_bytes:
+            raise self._stop("http.origin.head_too_large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head is not None:
+            return  # trailer fields: dropped
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._limits.max_head_bytes:
+            raise self._stop("http.origin.head_too_large")
+        if len(self._headers) >= self._limits.max_header_count:
+            raise self._stop("http.origin.too_many_headers")
+        lname = name.lower()
+        value = value.strip(b" \t")
+        self._headers.append((lname, value))
+        if lname == b"content-length":
+            self._cl = value
+            self._cl_count += 1
+        elif lname == b"transfer-encoding":
+            self._te = value if self._te is None else self._te + b"," + value
+        elif lname == b"connection":
+            if self._conn_tokens is None:
+                self._conn_tokens = []
+            self._conn_tokens.extend(_tokens(value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                raise self._stop("http.origin.unexpected_upgrade")
+            # 1xx interim response (100, 102, 103): not forwarded; the final one follows.
+            self._interim = True
+            return
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise self._stop("http.origin.invalid_version")
+        content_length: int | None = None
+        if self._cl is not None:
+            if self._cl_count != 1 or _DIGITS.fullmatch(self._cl) is None:
+                raise self._stop("http.origin.content_length")
+            content_length = int(self._cl)
+        framing: Framing
+        if self._head_request or status == 204 or status == 304:
+            framing = "none"
+        elif self._te is not None:
+            if self._te.lower() != b"chunked":
+                raise self._stop("http.origin.unsupported_coding")
+            framing = "chunked"
+        elif content_length is not None:
+            framing = "length"
+        else:
+            framing = "close"
+        tokens = self._conn_tokens
+        self._head = ResponseHead(
+            status=status,
+            reason=self._reason,
+            version=version,
+            headers=self._headers,
+            framing=framing,
+            content_length=content_length,
+            connection_tokens=_hop_tokens(tokens),
+        )
+        self._events.append(self._head)
+        if self._head_request:
+            self._keep_alive = parser.should_keep_alive()
+            self._stopped_at_head = True
+            raise _Stop("head")
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(BodyChunk(body))
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._reset_message()
+            return
+        self._finish(keep_alive=self._parser.should_keep_alive())
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+_PHRASES: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in http.HTTPStatus}
+_STATUS_LINES: Final[dict[int, bytes]] = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in _PHRASES.items()
+}
+
+
+def status_line(status: int, reason: bytes = b"") -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n``; the standard phrase when `reason` is empty."""
+    if not reason:
+        line = _STATUS_LINES.get(status)
+        return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason)
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (`data` must not be empty: an empty chunk ends the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def simple_response(
+    status: int,
+    headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    close: bool,
+    keep_alive_header: bool = False,
+    send_body: bool = True,
+) -> bytes:
+    """A complete response generated by the edge itself (never for 1xx, 204 or 304 with a body)."""
+    parts = [status_line(status)]
+    for name, value in headers:
+        parts += (name, b": ", value, CRLF)
+    if status != 204 and status != 304:
+        parts.append(b"content-length: %d\r\n" % len(body))
+    if close:
+        parts.append(b"connection: close\r\n")
+    elif keep_alive_header:
+        parts.append(b"connection: keep-alive\r\n")
+    parts.append(CRLF)
+    if send_body and body and status != 204 and status != 304:
+        parts.append(body)
+    return b"".join(parts)
