@@ -257,6 +257,9 @@ class Client:
         self._nonce = nonce
         self._user_agent = user_agent
         self._timeout = timeout
+        if endpoint.scheme == "http":
+            # No TLS is involved (and redirects are not followed), so skip building a CA store.
+            verify = False
         # trust_env=False: a stray HTTP(S)_PROXY must not receive signed requests unannounced.
         self._http = httpx.Client(timeout=timeout, verify=verify, transport=transport, trust_env=False)
 
