@@ -9,6 +9,7 @@ stored objects themselves is safe. It follows ``storage.contract`` exactly like 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import heapq
 import threading
@@ -58,6 +59,24 @@ def _restore(d: dict[Any, Any], key: object, old: object) -> None:
         d.pop(key, None)
     else:
         d[key] = old
+
+
+def _utc(obj: V) -> V:
+    """``obj`` with every datetime (nested dataclasses included) in UTC, as the SQL stores return
+    them; a naive datetime is refused as it is there."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"a timezone-aware datetime is required for {f.name}")
+            if value.tzinfo is not dt.UTC:
+                changes[f.name] = value.astimezone(dt.UTC)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            converted = _utc(value)
+            if converted is not value:
+                changes[f.name] = converted
+    return dataclasses.replace(obj, **changes) if changes else obj  # type: ignore[type-var]
 
 
 def _page(items: list[V], offset: int, limit: int) -> tuple[list[V], int]:
@@ -185,6 +204,7 @@ class MemoryTransaction:
 
     def add_authority(self, authority: Authority) -> None:
         s = self._write()
+        authority = _utc(authority)
         if authority.id in s.authorities:
             raise already_exists("authority", authority.id)
         if authority.account_id is not None and authority.account_id not in s.accounts:
@@ -213,6 +233,7 @@ class MemoryTransaction:
 
     def add_account(self, account: Account) -> None:
         s = self._write()
+        account = _utc(account)
         if account.id in s.accounts:
             raise already_exists("account", account.id)
         if account.name in s.account_names:
@@ -244,6 +265,7 @@ class MemoryTransaction:
 
     def add_access_key(self, key: AccessKey) -> None:
         s = self._write()
+        key = _utc(key)
         if key.id in s.access_keys:
             raise already_exists("access key", key.id)
         if key.account_id not in s.accounts:
@@ -261,6 +283,7 @@ class MemoryTransaction:
 
     def add_site(self, site: Site) -> None:
         s = self._write()
+        site = _utc(site)
         if site.id in s.sites:
             raise already_exists("site", site.id)
         if site.name in s.site_names:
@@ -319,6 +342,7 @@ class MemoryTransaction:
 
     def add_record(self, record: Record) -> None:
         s = self._write()
+        record = _utc(record)
         if record.id in s.records:
             raise already_exists("record", record.id)
         if record.name in s.record_names:
@@ -366,6 +390,7 @@ class MemoryTransaction:
 
     def add_client_certificate(self, cert: ClientCertificate) -> None:
         s = self._write()
+        cert = _utc(cert)
         if cert.id in s.client_certs:
             raise already_exists("client certificate", cert.id)
         self._check_certificate_parents(s, cert)
@@ -407,6 +432,7 @@ class MemoryTransaction:
 
     def update_client_certificate(self, cert: ClientCertificate) -> None:
         s = self._write()
+        cert = _utc(cert)
         old = s.client_certs.get(cert.id)
         if old is None:
             raise not_found("client certificate", cert.id)
@@ -426,6 +452,7 @@ class MemoryTransaction:
 
     def add_revoked_serial(self, entry: RevokedSerial) -> None:
         s = self._write()
+        entry = _utc(entry)
         key = (entry.authority_id, entry.serial_hex)
         if key in s.revoked:
             raise already_exists("revoked serial", entry.serial_hex)
@@ -444,6 +471,7 @@ class MemoryTransaction:
 
     def add_ca_certificate(self, ca: ClientCACertificate) -> None:
         s = self._write()
+        ca = _utc(ca)
         if ca.id in s.ca_certs:
             raise already_exists("CA certificate", ca.id)
         if ca.site_id not in s.sites or ca.account_id not in s.accounts:
@@ -505,6 +533,7 @@ class MemoryTransaction:
 
     def add_waf_rule(self, rule: WafRule) -> None:
         s = self._write()
+        rule = _utc(rule)
         if rule.id in s.waf_rules:
             raise already_exists("WAF rule", rule.id)
         if rule.site_id not in s.sites:
@@ -531,6 +560,7 @@ class MemoryTransaction:
 
     def update_waf_rule(self, rule: WafRule) -> None:
         s = self._write()
+        rule = _utc(rule)
         if rule.id not in s.waf_rules:
             raise not_found("WAF rule", rule.id)
         if rule.site_id not in s.sites:
@@ -545,6 +575,7 @@ class MemoryTransaction:
 
     def add_origin_rule(self, rule: OriginRule) -> None:
         s = self._write()
+        rule = _utc(rule)
         if rule.id in s.origin_rules:
             raise already_exists("origin rule", rule.id)
         if rule.site_id not in s.sites:
@@ -569,6 +600,7 @@ class MemoryTransaction:
 
     def put_edge_certificate(self, cert: EdgeCertificate) -> None:
         s = self._write()
+        cert = _utc(cert)
         if cert.site_id not in s.sites:
             raise parent_not_found("edge certificate")
         self._put(s.edge_certs, cert.hostname, cert)

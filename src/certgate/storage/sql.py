@@ -539,9 +539,11 @@ class SQLTransaction:
             raise RuntimeError(f"configuration version moved from {self._base} to {new} under the lock")
 
     def _insert_statement(self, table: Table) -> PostgresInsert | SQLiteInsert:
+        # preserve_rowcount: SQLAlchemy does not keep an INSERT's rowcount otherwise (psycopg
+        # then reports -1), and ON CONFLICT DO NOTHING is only told apart by rowcount 0.
         if self._dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+            return postgresql.insert(table).execution_options(preserve_rowcount=True)
+        return sqlite.insert(table).execution_options(preserve_rowcount=True)
 
     def _add(self, table: Table, values: Mapping[str, Any], what: str, key: object) -> None:
         """INSERT, turning a key clash into AlreadyExists and a dangling reference into NotFound.
