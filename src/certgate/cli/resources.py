@@ -104,10 +104,13 @@ def _ssl_context(profile: profiles.Resolved) -> ssl.SSLContext | bool:
         raise profiles.ProfileError(f"cannot load CA file {profile.ca_file}: {exc}") from None
 
 
+def profile_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path:
+    return Path(args.profile).expanduser() if args.profile else profiles.default_path(env)
+
+
 def open_client(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[profiles.Resolved, Client]:
     """Resolve the profile (file < environment < flags) and build a client; ProfileError if unusable."""
-    path = Path(args.profile).expanduser() if args.profile else profiles.default_path(env)
-    profile = profiles.resolve(path, env, {"endpoint": args.endpoint})
+    profile = profiles.resolve(profile_path(args, env), env, {"endpoint": args.endpoint})
     try:
         endpoint = Endpoint.parse(profile.endpoint)
     except ValueError as exc:
@@ -123,8 +126,7 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
         profile, client = open_client(args, os.environ)
     except profiles.ProfileError as exc:
         return _fail(err, str(exc), 2)
-    path = Path(args.profile).expanduser() if args.profile else profiles.default_path(os.environ)
-    warning = profiles.permission_warning(path)
+    warning = profiles.permission_warning(profile_path(args, os.environ))
     if warning:
         print(f"{PROG}: warning: {warning}", file=err)
     with client:
@@ -206,7 +208,7 @@ def _paging(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_configure(args: argparse.Namespace) -> int:
     err = sys.stderr
-    path = Path(args.profile).expanduser() if args.profile else profiles.default_path(os.environ)
+    path = profile_path(args, os.environ)
     try:
         current = profiles.read_file(path)
     except profiles.ProfileError as exc:
