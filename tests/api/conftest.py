@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in item.path.resolve().parents:
             item.add_marker(pytest.mark.filterwarnings(SDK_WARNING))
+
+
 ERROR_KEYS = {"RequestId", "HostId", "Code", "Message", "Recommend"}
 
 
@@ -101,12 +103,18 @@ class Api:
     recorder: Recorder
     alice: Tenant
     bob: Tenant
-    extra: dict[str, Any] = field(default_factory=dict)
+    http: httpx.Client
+    edge_token: str = EDGE_TOKEN
 
     def sdk(self, key_id: str, secret: str, **config: Any) -> Client:
         return Client(
-            Config(access_key_id=key_id, access_key_secret=secret, endpoint=self.server.endpoint, protocol="http",
-                   **config)
+            Config(
+                access_key_id=key_id,
+                access_key_secret=secret,
+                endpoint=self.server.endpoint,
+                protocol="http",
+                **config,
+            )
         )
 
     def tenant(self, name: str, site_name: str, hostnames: tuple[str, ...] = ()) -> Tenant:
@@ -168,26 +176,50 @@ class Api:
         headers.update(override or {})
         sent_query = query if send_query is None else send_query
         url = self.server.url + "/" + ("?" + str(httpx.QueryParams(sent_query)) if sent_query else "")
-        with httpx.Client(timeout=10) as client:
-            return client.request(method, url, headers=headers, content=body)
+        return self.http.request(method, url, headers=headers, content=body)
 
 
-def _tenant(ctx: ServiceContext, name: str, site_name: str, hostnames: tuple[str, ...], endpoint: str) -> Tenant:
+def _tenant(
+    ctx: ServiceContext, name: str, site_name: str, hostnames: tuple[str, ...], endpoint: str
+) -> Tenant:
     new = accounts.create_account(ctx, name)
     site = sites.create_site(
-        ctx, new.account.id, name=site_name, access_type="NS", coverage="global",
+        ctx,
+        new.account.id,
+        name=site_name,
+        access_type="NS",
+        coverage="global",
         instance_id=new.account.instance_id,
     )
     for hostname in hostnames:
         sites.create_record(
-            ctx, new.account.id, site.id, name=hostname, rtype="A/AAAA", ttl=1, value="127.0.0.1", proxied=True
+            ctx,
+            new.account.id,
+            site.id,
+            name=hostname,
+            rtype="A/AAAA",
+            ttl=1,
+            value="127.0.0.1",
+            proxied=True,
         )
     client = Client(
-        Config(access_key_id=new.access_key_id, access_key_secret=new.access_key_secret, endpoint=endpoint,
-               protocol="http")
+        Config(
+            access_key_id=new.access_key_id,
+            access_key_secret=new.access_key_secret,
+            endpoint=endpoint,
+            protocol="http",
+        )
     )
-    return Tenant(name, new.account.id, new.account.instance_id, new.access_key_id, new.access_key_secret,
-                  site.id, site.name, client)
+    return Tenant(
+        name,
+        new.account.id,
+        new.account.instance_id,
+        new.access_key_id,
+        new.access_key_secret,
+        site.id,
+        site.name,
+        client,
+    )
 
 
 def build_api(url: str, data_dir: Path, **settings_overrides: Any) -> Iterator[Api]:
@@ -205,9 +237,12 @@ def build_api(url: str, data_dir: Path, **settings_overrides: Any) -> Iterator[A
         recorder = Recorder(create_app(ctx, settings, edge_token=EDGE_TOKEN))
         with BackgroundServer(recorder) as server:
             accounts.ensure_edge_authority(ctx)
-            alice = _tenant(ctx, "alice", "example.com", ("api.example.com", "www.example.com"), server.endpoint)
+            alice = _tenant(
+                ctx, "alice", "example.com", ("api.example.com", "www.example.com"), server.endpoint
+            )
             bob = _tenant(ctx, "bob", "other.org", ("api.other.org",), server.endpoint)
-            yield Api(ctx, clock, settings, server, recorder, alice, bob)
+            with httpx.Client(timeout=10) as http:
+                yield Api(ctx, clock, settings, server, recorder, alice, bob, http)
     finally:
         store.close()
 
@@ -217,6 +252,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """A live server over a SQLite store, shared by the tests of one module."""
     data_dir = tmp_path_factory.mktemp("api")
     yield from build_api(f"sqlite:///{data_dir / 'certgate.db'}", data_dir)
+
+
+@pytest.fixture(scope="session")
+def build_api_factory() -> Callable[..., Iterator[Api]]:
+    """``build_api(url, data_dir, **settings)`` for tests that need a server of their own."""
+    return build_api
 
 
 @pytest.fixture(scope="module")
@@ -255,4 +296,3 @@ def expect_error() -> Callable[..., ClientException | ServerException]:
         return exc
 
     return check
-

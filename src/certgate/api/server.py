@@ -86,8 +86,8 @@ def run_api(
 class BackgroundServer:
     """An ASGI app served by uvicorn on its own thread, e.g. for tests::
 
-        with BackgroundServer(app) as server:
-            client = Client(Config(endpoint=server.endpoint, protocol="http", ...))
+    with BackgroundServer(app) as server:
+        client = Client(Config(endpoint=server.endpoint, protocol="http", ...))
     """
 
     def __init__(

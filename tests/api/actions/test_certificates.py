@@ -101,7 +101,9 @@ def test_create_errors(api: Any, expect_error: Any, kwargs: dict[str, Any], code
 def test_create_site_errors(api: Any, expect_error: Any) -> None:
     client = api.alice.client
     expect_error(
-        lambda: client.create_client_certificate(esa.CreateClientCertificateRequest(pkey_type="RSA", validity_days=1)),
+        lambda: client.create_client_certificate(
+            esa.CreateClientCertificateRequest(pkey_type="RSA", validity_days=1)
+        ),
         "MissingSiteId",
         400,
     )
@@ -150,7 +152,9 @@ def test_get_client_certificate(api: Any, expect_error: Any) -> None:
         404,
     )
     expect_error(
-        lambda: api.alice.client.get_client_certificate(esa.GetClientCertificateRequest(site_id=api.alice.site_id)),
+        lambda: api.alice.client.get_client_certificate(
+            esa.GetClientCertificateRequest(site_id=api.alice.site_id)
+        ),
         "MissingId",
         400,
     )
@@ -184,8 +188,10 @@ def test_list_client_certificates_pages(api: Any, expect_error: Any) -> None:
         tenant.client.list_client_certificates(esa.ListClientCertificatesRequest(site_id=tenant.site_id))
     )
     assert default["PageSize"] == 20 and default["PageNumber"] == 1
-    for kwargs, code in (({"page_size": 101}, "InvalidParameter.PageSize"),
-                         ({"page_number": 0}, "InvalidParameter.PageNumber")):
+    for kwargs, code in (
+        ({"page_size": 101}, "InvalidParameter.PageSize"),
+        ({"page_number": 0}, "InvalidParameter.PageNumber"),
+    ):
         expect_error(
             lambda kw=kwargs: tenant.client.list_client_certificates(
                 esa.ListClientCertificatesRequest(site_id=tenant.site_id, **kw)
@@ -204,22 +210,35 @@ def test_revoke_activate_delete(api: Any, expect_error: Any) -> None:
 
     def status() -> str:
         return str(
-            client.get_client_certificate(esa.GetClientCertificateRequest(site_id=site_id, id=cert_id)).body.status
+            client.get_client_certificate(
+                esa.GetClientCertificateRequest(site_id=site_id, id=cert_id)
+            ).body.status
         )
 
     def revoke() -> Any:
-        return client.revoke_client_certificate(esa.RevokeClientCertificateRequest(site_id=site_id, id=cert_id))
+        return client.revoke_client_certificate(
+            esa.RevokeClientCertificateRequest(site_id=site_id, id=cert_id)
+        )
 
     def activate() -> Any:
-        return client.activate_client_certificate(esa.ActivateClientCertificateRequest(site_id=site_id, id=cert_id))
+        return client.activate_client_certificate(
+            esa.ActivateClientCertificateRequest(site_id=site_id, id=cert_id)
+        )
 
     def delete() -> Any:
-        return client.delete_client_certificate(esa.DeleteClientCertificateRequest(site_id=site_id, id=cert_id))
+        return client.delete_client_certificate(
+            esa.DeleteClientCertificateRequest(site_id=site_id, id=cert_id)
+        )
 
     expect_error(activate, "Certificate.StatusError", 400)
     expect_error(delete, "Certificate.StatusError", 400)
     body = api.raw_json(revoke())
-    assert body == {"RequestId": body["RequestId"], "SiteId": site_id, "SiteName": "example.com", "Id": cert_id}
+    assert body == {
+        "RequestId": body["RequestId"],
+        "SiteId": site_id,
+        "SiteName": "example.com",
+        "Id": cert_id,
+    }
     assert status() == "revoked"
     expect_error(revoke, "Certificate.StatusError", 400)
     api.raw_json(activate())
@@ -259,7 +278,9 @@ def _get(api: Any, ca_id: str | None = None, *, deprecated: bool = False) -> Any
 @pytest.mark.parametrize("deprecated", [False, True])
 def test_managed_ca_hostnames_replace_and_clear(api: Any, deprecated: bool) -> None:
     managed = managed_ca_id(api)
-    body = api.raw_json(_set(api, ["API.example.com", "api.example.com", "*.example.com"], deprecated=deprecated))
+    body = api.raw_json(
+        _set(api, ["API.example.com", "api.example.com", "*.example.com"], deprecated=deprecated)
+    )
     assert body["Id"] == managed and body["Hostnames"] == ["api.example.com", "*.example.com"]
     assert isinstance(body["SiteId"], int) and body["SiteName"] == "example.com"
     got = api.raw_json(_get(api, deprecated=deprecated))
@@ -279,7 +300,9 @@ def test_custom_ca_hostnames(api: Any) -> None:
     )
     body = api.raw_json(
         tenant.client.set_client_ca_certificate_hostnames(
-            esa.SetClientCaCertificateHostnamesRequest(site_id=tenant.site_id, id=ca.id, hostnames=["a.binder.example"])
+            esa.SetClientCaCertificateHostnamesRequest(
+                site_id=tenant.site_id, id=ca.id, hostnames=["a.binder.example"]
+            )
         )
     )
     assert body["Id"] == ca.id and body["Hostnames"] == ["a.binder.example"]
@@ -317,13 +340,17 @@ def test_binding_parameter_errors(api: Any, expect_error: Any) -> None:
         400,
     )
     expect_error(
-        lambda: api.alice.client.get_client_ca_certificate_hostnames(esa.GetClientCaCertificateHostnamesRequest()),
+        lambda: api.alice.client.get_client_ca_certificate_hostnames(
+            esa.GetClientCaCertificateHostnamesRequest()
+        ),
         "MissingSiteId",
         400,
     )
     for raw, why in (('{"a": 1}', "object"), ("[1, 2]", "numbers"), ("[oops", "not JSON")):
         response = api.raw(
-            "SetClientCaCertificateHostnames", query=[("SiteId", str(api.alice.site_id))], form=[("Hostnames", raw)]
+            "SetClientCaCertificateHostnames",
+            query=[("SiteId", str(api.alice.site_id))],
+            form=[("Hostnames", raw)],
         )
         assert response.status_code == 400, why
         assert response.json()["Code"] == "InvalidParameter.Hostnames", why
