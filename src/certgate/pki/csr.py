@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from certgate.pki.errors import PKIError
 from certgate.pki.keys import KeyPurpose, check_public_key
-from certgate.pki.pem import der_bytes, split_pem
+from certgate.pki.pem import PARSE_ERRORS, der_bytes, load_der_certificate, split_pem
 from certgate.pki.profiles import DEFAULT_MAX_CSR_BYTES
 
 CSR_LABELS: Final = frozenset({"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"})
@@ -73,11 +73,11 @@ def _parse(der: bytes) -> x509.CertificateSigningRequest:
         _ = csr.extensions
         _ = csr.subject.rfc4514_string()
         return csr
-    except ValueError:
+    except PARSE_ERRORS:
         pass
     try:
-        x509.load_der_x509_certificate(der)
-    except ValueError:
+        load_der_certificate(der)
+    except PKIError:
         raise PKIError("the CSR's DER encoding cannot be parsed", reason="csr.malformed") from None
     raise PKIError("this is a certificate, not a certificate signing request", reason="csr.is_certificate")
 
@@ -85,10 +85,12 @@ def _parse(der: bytes) -> x509.CertificateSigningRequest:
 def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyTypes:
     try:
         return csr.public_key()
-    except (UnsupportedAlgorithm, ValueError):
+    except UnsupportedAlgorithm:
         raise PKIError(
             "the CSR's public key algorithm is not supported", reason="key.unsupported_type"
         ) from None
+    except ValueError:
+        raise PKIError("the CSR's public key is invalid", reason="key.malformed") from None
 
 
 def check_csr(csr: x509.CertificateSigningRequest) -> None:
@@ -96,7 +98,7 @@ def check_csr(csr: x509.CertificateSigningRequest) -> None:
     check_public_key(_public_key(csr), KeyPurpose.CLIENT)
     try:
         hash_algorithm = csr.signature_hash_algorithm
-    except UnsupportedAlgorithm:
+    except (UnsupportedAlgorithm, ValueError):
         hash_algorithm = None
     if hash_algorithm is None or hash_algorithm.name not in STRONG_HASHES:
         name = hash_algorithm.name.upper() if hash_algorithm is not None else "an unsupported algorithm"

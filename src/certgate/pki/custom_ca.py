@@ -20,7 +20,7 @@ from certgate.pki.authority import utc_seconds
 from certgate.pki.csr import STRONG_HASHES
 from certgate.pki.errors import PKIError
 from certgate.pki.keys import KeyPurpose, check_public_key
-from certgate.pki.pem import CERTIFICATE_LABELS, split_pem
+from certgate.pki.pem import CERTIFICATE_LABELS, PARSE_ERRORS, load_der_certificate, split_pem
 from certgate.pki.profiles import DEFAULT_MAX_CA_BYTES
 from certgate.pki.verify import CA_EXTENSION_CRITICALITY
 
@@ -50,23 +50,23 @@ def _the_certificate(data: str | bytes) -> x509.Certificate:
             reason="ca.multiple_certificates",
         )
     try:
-        certificate = x509.load_der_x509_certificate(blocks[0][1])
-        extensions = certificate.extensions  # decoded lazily: force it so broken ones fail here
+        certificate = load_der_certificate(blocks[0][1])
+    except PKIError as exc:
+        raise PKIError(exc.message, reason="ca.malformed") from None
+    try:
+        _ = certificate.extensions  # decoded lazily: force it so that broken ones fail here
         certificate.subject.rfc4514_string()
         certificate.issuer.rfc4514_string()
-    except ValueError:
-        raise PKIError("the certificate's DER encoding cannot be parsed", reason="ca.malformed") from None
-    del extensions
+    except PARSE_ERRORS:
+        raise PKIError(
+            "the certificate's extensions or names cannot be parsed", reason="ca.malformed"
+        ) from None
     return certificate
 
 
 def _check_structure(certificate: x509.Certificate) -> None:
-    # The verifier refuses anchors with a negative or over-long serial or an empty issuer.
-    serial = certificate.serial_number
-    if serial < 0 or (serial.bit_length() + 8) // 8 > 20:
-        raise PKIError(
-            "the certificate's serial number is negative or longer than 20 octets", reason="ca.malformed"
-        )
+    # The verifier refuses anchors with an empty issuer. (Negative serials, which it refuses
+    # too, already fail to parse in ``cryptography``.)
     if len(certificate.issuer) == 0:
         raise PKIError("the certificate has an empty issuer name", reason="ca.malformed")
 
@@ -111,21 +111,13 @@ def _check_extensions(certificate: x509.Certificate) -> None:
         raise PKIError(
             "the certificate's extendedKeyUsage does not allow clientAuth", reason="ca.no_client_auth"
         )
-    try:
-        name_constraints = extensions.get_extension_for_class(x509.NameConstraints).value
-    except x509.ExtensionNotFound:
-        name_constraints = None
-    if name_constraints is not None and not (
-        name_constraints.permitted_subtrees or name_constraints.excluded_subtrees
-    ):
-        raise PKIError("the certificate's nameConstraints extension is empty", reason="ca.unusable_extension")
 
 
 def _check_signature(certificate: x509.Certificate) -> None:
     try:
         hash_algorithm = certificate.signature_hash_algorithm
         unsupported = False
-    except UnsupportedAlgorithm:
+    except (UnsupportedAlgorithm, ValueError):
         hash_algorithm, unsupported = None, True
     # Ed25519/Ed448 have no separate hash (None) and are strong; anything else needs SHA-256+.
     if unsupported or (hash_algorithm is not None and hash_algorithm.name not in STRONG_HASHES):
@@ -169,10 +161,12 @@ def validate_custom_ca(
     _check_structure(certificate)
     try:
         public_key = certificate.public_key()
-    except (UnsupportedAlgorithm, ValueError):
+    except UnsupportedAlgorithm:
         raise PKIError(
             "the CA's public key algorithm is not supported", reason="key.unsupported_type"
         ) from None
+    except ValueError:
+        raise PKIError("the CA's public key is invalid", reason="key.malformed") from None
     check_public_key(public_key, KeyPurpose.CA)
     _check_signature(certificate)
     # Same boundaries as the verifier: valid on [notBefore, notAfter], both ends included.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from typing import Final, TypeVar
 
 from cryptography import x509
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from certgate.pki.keys import public_key_algorithm
+from certgate.pki.pem import PARSE_ERRORS
 
 _T = TypeVar("_T", bound=x509.ExtensionType)
 
@@ -67,20 +69,20 @@ class CertificateFacts:
     is_ca: bool
 
 
+def _name(read: Callable[[], x509.Name]) -> x509.Name:
+    """Names are decoded lazily and may be undecodable: report those as empty."""
+    try:
+        name = read()
+        name.rfc4514_string()
+    except PARSE_ERRORS:
+        return x509.Name([])
+    return name
+
+
 def _last_cn(name: x509.Name) -> str:
-    try:
-        values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-        value = values[-1].value if values else ""
-    except ValueError:
-        return ""
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = values[-1].value if values else ""
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
-
-
-def _rfc4514(name: x509.Name) -> str:
-    try:
-        return name.rfc4514_string()
-    except ValueError:
-        return ""
 
 
 def signature_algorithm_name(certificate: x509.Certificate) -> str:
@@ -111,7 +113,7 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
     """The :class:`CertificateFacts` of ``certificate``; never raises on a parsed certificate."""
     try:
         extensions: x509.Extensions | None = certificate.extensions
-    except ValueError:  # duplicate or undecodable extensions: report none rather than fail
+    except PARSE_ERRORS:  # duplicate or undecodable extensions: report none rather than fail
         extensions = None
 
     def extension(kind: type[_T]) -> _T | None:
@@ -139,11 +141,13 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
     constraints = extension(x509.BasicConstraints)
     san = _san_values(extension(x509.SubjectAlternativeName))
     serial = certificate.serial_number
+    subject = _name(lambda: certificate.subject)
+    issuer = _name(lambda: certificate.issuer)
     return CertificateFacts(
-        common_name=_last_cn(certificate.subject),
-        subject_dn=_rfc4514(certificate.subject),
-        issuer_dn=_rfc4514(certificate.issuer),
-        issuer_common_name=_last_cn(certificate.issuer),
+        common_name=_last_cn(subject),
+        subject_dn=subject.rfc4514_string(),
+        issuer_dn=issuer.rfc4514_string(),
+        issuer_common_name=_last_cn(issuer),
         serial_number=serial,
         serial_hex=format(serial, "x"),
         fingerprint_sha256=hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),

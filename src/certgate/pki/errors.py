@@ -28,9 +28,8 @@ PKI_REASONS: Final[Mapping[str, str]] = MappingProxyType(
         "key.unsupported_type": "the key algorithm (or key type name) is not supported",
         "key.rsa_too_small": "the RSA key is shorter than 2048 bits",
         "key.rsa_too_large": "the RSA key is longer than 8192 bits",
-        "key.rsa_bad_exponent": "the RSA public exponent is even or smaller than 3",
         "key.unsupported_curve": "the elliptic curve is not allowed for this purpose",
-        "key.malformed": "the private key PEM cannot be parsed",
+        "key.malformed": "a key cannot be parsed or is mathematically invalid",
         "key.encrypted": "the private key PEM is password-protected",
         # pem.py
         "pem.empty": "no PEM block and no DER data were found",

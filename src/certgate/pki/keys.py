@@ -161,8 +161,9 @@ def public_key_algorithm(public_key: PublicKeyTypes) -> str:
 def check_public_key(public_key: PublicKeyTypes, purpose: KeyPurpose) -> None:
     """Raise :class:`PKIError` unless ``public_key`` is allowed for ``purpose``.
 
-    RSA 2048..8192 bits with an odd exponent ≥ 3 for every purpose; EC P-256/P-384 for client
-    keys, plus P-521 for CA and server keys. Nothing else (Ed25519, DSA, other curves).
+    RSA 2048..8192 bits for every purpose (``cryptography`` itself refuses even or tiny
+    exponents); EC P-256/P-384 for client keys, plus P-521 for CA and server keys. Nothing
+    else (Ed25519, DSA, other curves).
     """
     if isinstance(public_key, rsa.RSAPublicKey):
         bits = public_key.key_size
@@ -175,11 +176,6 @@ def check_public_key(public_key: PublicKeyTypes, purpose: KeyPurpose) -> None:
             raise PKIError(
                 f"RSA keys may have at most {RSA_MAX_BITS} bits; this one has {bits}",
                 reason="key.rsa_too_large",
-            )
-        exponent = public_key.public_numbers().e
-        if exponent < 3 or exponent % 2 == 0:
-            raise PKIError(
-                "the RSA public exponent must be odd and at least 3", reason="key.rsa_bad_exponent"
             )
         return
     if isinstance(public_key, ec.EllipticCurvePublicKey):

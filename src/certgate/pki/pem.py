@@ -20,6 +20,15 @@ from cryptography.hazmat.primitives import serialization
 from certgate.pki.errors import PKIError
 
 CERTIFICATE_LABELS: Final = frozenset({"CERTIFICATE", "X509 CERTIFICATE"})
+#: What ``cryptography`` raises while decoding untrusted DER, eagerly or lazily (extensions and
+#: names are decoded on first access). Found by fuzzing; none of them share a base but Exception.
+PARSE_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 _BEGIN: Final = "-----BEGIN "
 _END: Final = "-----END "
 _DASHES: Final = "-----"
@@ -104,10 +113,55 @@ def _is_blank(data: str | bytes) -> bool:
     return not _text(data).strip()
 
 
-def _certificate_from_der(der: bytes) -> x509.Certificate:
+def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
+    """The DER element at ``pos``: (tag, start of content, end of content)."""
+    tag, first = der[pos], der[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if not 0 < count <= 4:
+            raise IndexError("unsupported DER length")
+        length = int.from_bytes(der[pos : pos + count], "big")
+        pos += count
+    if pos + length > len(der):
+        raise IndexError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _serial_is_positive(der: bytes) -> bool:
+    """Whether a DER certificate's serialNumber is > 0 (True if the structure is not even that far).
+
+    ``cryptography`` only *warns* on a zero or negative serial (RFC 5280 forbids them, and a
+    future release will refuse them); checking the bytes first makes that a plain refusal,
+    independent of the process's warning filters and safe across threads.
+    """
+    try:
+        tag, pos, _ = _tlv(der, 0)  # Certificate
+        tag2, pos, _ = _tlv(der, pos)  # tbsCertificate
+        if tag != 0x30 or tag2 != 0x30:
+            return True
+        if der[pos] == 0xA0:  # [0] EXPLICIT version
+            pos = _tlv(der, pos)[2]
+        tag, start, end = _tlv(der, pos)
+    except IndexError:
+        return True  # not a certificate shape: let the real parser produce the error
+    if tag != 0x02 or start == end:
+        return True
+    return der[start] < 0x80 and any(der[start:end])
+
+
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """One DER certificate, with every parse failure as ``pem.malformed``."""
+    if not isinstance(der, bytes | bytearray | memoryview):
+        raise _malformed("expected the certificate as DER bytes")
+    der = bytes(der)
+    if not _serial_is_positive(der):
+        raise _malformed("the certificate's serial number is zero or negative")
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except PARSE_ERRORS:
         raise _malformed("the certificate's DER encoding cannot be parsed") from None
 
 
@@ -122,7 +176,7 @@ def load_certificates(data: str | bytes) -> list[x509.Certificate]:
     if not blocks:
         der = der_bytes(data)
         if der is not None:
-            return [_certificate_from_der(der)]
+            return [load_der_certificate(der)]
         raise _malformed("no PEM certificate block (-----BEGIN CERTIFICATE-----) was found")
     certificates = []
     for label, der in blocks:
@@ -133,7 +187,7 @@ def load_certificates(data: str | bytes) -> list[x509.Certificate]:
             )
         if label not in CERTIFICATE_LABELS:
             raise PKIError(f"expected a CERTIFICATE PEM block, found {label!r}", reason="pem.wrong_type")
-        certificates.append(_certificate_from_der(der))
+        certificates.append(load_der_certificate(der))
     return certificates
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certgate.pki.authority import CertificateAuthority, signing_hash, utc_seconds
 from certgate.pki.errors import PKIError
-from certgate.pki.pem import der_bytes, split_pem
+from certgate.pki.pem import PARSE_ERRORS, der_bytes, split_pem
 
 
 def build_crl(
@@ -77,7 +77,7 @@ def load_crl(data: str | bytes, issuer: x509.Certificate) -> x509.CertificateRev
         raise PKIError("no CRL was found", reason="crl.malformed")
     try:
         crl = x509.load_der_x509_crl(der)
-    except ValueError:
+    except PARSE_ERRORS:
         raise PKIError("the CRL's DER encoding cannot be parsed", reason="crl.malformed") from None
     if crl.issuer != issuer.subject:
         raise PKIError("the CRL was issued by another CA", reason="crl.wrong_issuer")

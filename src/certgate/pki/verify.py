@@ -36,7 +36,8 @@ from cryptography import x509
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtensionOID
 
-from certgate.pki.errors import ClientCertificateRejected
+from certgate.pki.errors import ClientCertificateRejected, PKIError
+from certgate.pki.pem import load_der_certificate
 
 #: Criticality the verifier demands of each extension on a CA certificate (True: critical,
 #: False: non-critical, None: either). Any other extension must be non-critical.
@@ -194,10 +195,8 @@ class ClientVerifier:
                 detail=f"{len(intermediates_der)} intermediates sent; at most {self._max_intermediates}",
             )
         try:
-            leaf = x509.load_der_x509_certificate(leaf_der)
-            intermediates = [
-                x509.load_der_x509_certificate(der) for der in intermediates_der if der != leaf_der
-            ]
-        except (ValueError, TypeError) as exc:
-            raise ClientCertificateRejected("invalid", detail=f"unparseable certificate: {exc}") from None
+            leaf = load_der_certificate(leaf_der)
+            intermediates = [load_der_certificate(der) for der in intermediates_der if der != leaf_der]
+        except PKIError as exc:
+            raise ClientCertificateRejected("invalid", detail=exc.message) from None
         return self.verify(leaf, intermediates, now=now)

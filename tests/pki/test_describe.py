@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from certgate.pki.authority import CertificateAuthority, create_certificate_authority
+from certgate.pki.csr import load_csr
+from certgate.pki.describe import CertificateFacts, describe_certificate
+from certgate.pki.errors import PKIError
+from certgate.pki.keys import KeyType
+from certgate.pki.pem import load_certificate
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
+BuildCert = Callable[..., x509.Certificate]
+# Derandomized so every run checks the same examples; CERTGATE_FUZZ_DEEP=1 explores afresh.
+DEEP = bool(os.environ.get("CERTGATE_FUZZ_DEEP"))
+FUZZ = settings(
+    max_examples=5000 if DEEP else 300,
+    deadline=None,
+    database=None,
+    derandomize=not DEEP,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def test_facts_of_an_issued_certificate(ca: CertificateAuthority, vector: Callable[[str], bytes]) -> None:
+    csr = load_csr(vector("openssl/csr-p256-san.pem"))
+    cert = ca.issue_client_certificate(
+        now=NOW, validity_days=365, csr=csr, serial=0xBABADED901474B96
+    ).certificate
+    facts = describe_certificate(cert)
+    ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    assert facts == CertificateFacts(
+        common_name="device-1.example",
+        subject_dn="CN=device-1.example,O=Example",
+        issuer_dn="CN=certgate test CA",
+        issuer_common_name="certgate test CA",
+        serial_number=0xBABADED901474B96,
+        serial_hex="babaded901474b96",
+        fingerprint_sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        signature_algorithm="ECDSA-SHA256",
+        public_key_algorithm="ECDSA",
+        public_key_bits=256,
+        san="device-1.example,spiffe://acct42/device-1,dev1@example.com",
+        san_values=("device-1.example", "spiffe://acct42/device-1", "dev1@example.com"),
+        ski=cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex(),
+        issuer_ski=ca_ski,
+        not_before=NOW - dt.timedelta(seconds=60),
+        not_after=NOW + dt.timedelta(days=365),
+        is_ca=False,
+    )
+    assert facts.not_before.tzinfo is dt.UTC
+
+
+def test_facts_of_a_ca(ca: CertificateAuthority) -> None:
+    facts = describe_certificate(ca.certificate)
+    assert facts.is_ca
+    assert facts.ski == facts.issuer_ski
+    assert facts.san == "" and facts.san_values == ()
+
+
+@pytest.mark.parametrize(
+    ("key_type", "signature", "algorithm", "bits"),
+    [
+        (KeyType.ECDSA_P256, "ECDSA-SHA256", "ECDSA", 256),
+        (KeyType.ECDSA_P384, "ECDSA-SHA384", "ECDSA", 384),
+        (KeyType.RSA2048, "SHA256-RSA", "RSA", 2048),
+    ],
+)
+def test_go_style_algorithm_names(key_type: KeyType, signature: str, algorithm: str, bits: int) -> None:
+    ca = create_certificate_authority("CA", now=NOW, key_type=key_type, validity_days=2)
+    facts = describe_certificate(ca.certificate)
+    assert (facts.signature_algorithm, facts.public_key_algorithm, facts.public_key_bits) == (
+        signature,
+        algorithm,
+        bits,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "signature", "algorithm"),
+    [
+        ("sha1-ca.pem", "ECDSA-SHA1", "ECDSA"),
+        ("md5-ca.pem", "MD5-RSA", "RSA"),
+        ("easyrsa-ca.pem", "SHA256-RSA", "RSA"),
+    ],
+)
+def test_algorithm_names_of_openssl_vectors(
+    vector: Callable[[str], bytes], name: str, signature: str, algorithm: str
+) -> None:
+    facts = describe_certificate(load_certificate(vector("openssl/" + name)))
+    assert (facts.signature_algorithm, facts.public_key_algorithm) == (signature, algorithm)
+
+
+def test_other_signature_algorithms(private_keys: dict[KeyType, Any], odd_keys: dict[str, Any]) -> None:
+    key = private_keys[KeyType.RSA2048]
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pss")])
+    base = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+    )
+    builder = base.public_key(key.public_key())
+    pss = builder.sign(key, hashes.SHA384(), rsa_padding=padding.PSS(padding.MGF1(hashes.SHA384()), 48))
+    assert describe_certificate(pss).signature_algorithm == "SHA384-RSAPSS"
+    ed = odd_keys["ed25519"]
+    ed_cert = base.public_key(ed.public_key()).sign(ed, None)
+    facts = describe_certificate(ed_cert)
+    assert (facts.signature_algorithm, facts.public_key_algorithm, facts.public_key_bits) == (
+        "Ed25519",
+        "Ed25519",
+        None,
+    )
+    sha224 = builder.sign(key, hashes.SHA224())
+    assert describe_certificate(sha224).signature_algorithm == "SHA224-RSA"
+
+
+def test_serial_hex_has_no_padding(private_keys: dict[KeyType, Any], build_cert: BuildCert) -> None:
+    for serial, expected in (
+        (1, "1"),
+        (0xFF, "ff"),
+        (0x0ABC, "abc"),
+        ((1 << 158) + 5, format((1 << 158) + 5, "x")),
+    ):
+        cert = build_cert(key=private_keys[KeyType.ECDSA_P256], serial=serial)
+        assert describe_certificate(cert).serial_hex == expected
+
+
+def test_names_without_or_with_several_cns(private_keys: dict[KeyType, Any], build_cert: BuildCert) -> None:
+    two = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "first"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "ou"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "last"),
+        ]
+    )
+    facts = describe_certificate(build_cert(key=private_keys[KeyType.ECDSA_P256], subject=two))
+    assert facts.common_name == "last"  # as Go's pkix.Name.CommonName
+    assert facts.subject_dn == "CN=last,OU=ou,CN=first"
+    none = describe_certificate(
+        build_cert(
+            key=private_keys[KeyType.ECDSA_P256], subject=x509.Name([]), san=[x509.DNSName("d.example")]
+        )
+    )
+    assert none.common_name == "" and none.subject_dn == ""
+    assert none.san == "d.example"
+
+
+def test_ip_sans_and_unsupported_name_types(private_keys: dict[KeyType, Any], build_cert: BuildCert) -> None:
+    import ipaddress
+
+    san = [
+        x509.IPAddress(ipaddress.ip_address("192.0.2.1")),
+        x509.RegisteredID(x509.ObjectIdentifier("1.2.3.4")),
+        x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
+    ]
+    facts = describe_certificate(build_cert(key=private_keys[KeyType.ECDSA_P256], san=san))
+    assert facts.san == "192.0.2.1,2001:db8::1"
+
+
+def test_v1_certificate(vector: Callable[[str], bytes]) -> None:
+    facts = describe_certificate(load_certificate(vector("openssl/default-ca-leaf-v1.pem")))
+    assert facts.common_name == "device-0001"
+    assert facts.ski is None and facts.issuer_ski is None and not facts.is_ca
+    assert facts.issuer_common_name == "Example Device CA"
+
+
+@pytest.fixture(scope="module")
+def seed_der(ca: CertificateAuthority, vector: Callable[[str], bytes]) -> bytes:
+    csr = load_csr(vector("openssl/csr-p256-san.pem"))
+    return ca.issue_client_certificate(
+        now=NOW, validity_days=1, csr=csr, serial=12345
+    ).certificate.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.filterwarnings("ignore:Attribute's length must be")
+@FUZZ
+@given(data=st.data())
+def test_fuzz_describe_is_total_on_parseable_certificates(seed_der: bytes, data: st.DataObject) -> None:
+    """The edge describes whatever a client presents: it must never raise on a parsed cert."""
+    der = bytearray(seed_der)
+    for _ in range(data.draw(st.integers(1, 3))):
+        der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
+    text = (
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.b64encode(bytes(der)).decode()
+        + "\n-----END CERTIFICATE-----"
+    )
+    try:
+        cert = load_certificate(text)
+    except PKIError:
+        return
+    facts = describe_certificate(cert)
+    assert len(facts.fingerprint_sha256) == 64
