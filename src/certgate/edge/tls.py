@@ -250,8 +250,12 @@ class SNIRouter:
         self.listening_context.sni_callback = self._on_server_name
 
     def replace(self, contexts: Mapping[str, ssl.SSLContext]) -> None:
-        """Serve ``contexts`` (hostname → context) from the next handshake on; one reference swap."""
-        self._contexts = dict(contexts)
+        """Serve ``contexts`` (hostname → context) from the next handshake on; one reference swap.
+
+        The mapping is kept, not copied (``EdgeState.tls_contexts`` makes contexts on lookup), so
+        it must not change afterwards.
+        """
+        self._contexts = contexts
 
     def context_for(self, server_name: str) -> ssl.SSLContext | None:
         contexts = self._contexts
@@ -271,7 +275,12 @@ class SNIRouter:
             return None  # no SNI: stay on the default context
         name = normalize_server_name(name)
         self._server_names[connection] = name
-        ctx = self.context_for(name)
+        try:
+            ctx = self.context_for(name)
+        except TLSContextError:
+            # A context made on first use failed to load (the state reported the certificate
+            # as loadable): refuse rather than serve this hostname with the placeholder.
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         if ctx is None:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if self._unknown_sni == "alert" else None
         connection.context = ctx  # SSL_set_SSL_CTX: certificate, CA names, cert callbacks follow
