@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certgate.pki.csr import check_csr
+from certgate.pki.csr import check_csr_key
 from certgate.pki.errors import PKIError
 from certgate.pki.keys import KeyPurpose, KeyType, PrivateKey, check_public_key, generate_private_key
 from certgate.pki.profiles import (
@@ -183,8 +183,10 @@ class CertificateAuthority:
     ) -> IssuedCertificate:
         """Issue a client certificate (PRODUCT §2) from a CSR, or for a key pair made here.
 
-        Exactly one of ``csr`` (from :func:`~certgate.pki.csr.load_csr`; its policy is checked
-        again here) and ``key_type`` (with ``common_name`` for the subject) must be given.
+        Exactly one of ``csr`` and ``key_type`` (with ``common_name`` for the subject) must be
+        given. A CSR must come from :func:`~certgate.pki.csr.load_csr`, which verifies its
+        signature (the proof that the sender holds the key); only its key policy is checked
+        again here, because that decides what may go into the certificate, and it is cheap.
         """
         if (csr is None) == (key_type is None):
             raise ValueError("give exactly one of csr and key_type")
@@ -196,7 +198,7 @@ class CertificateAuthority:
         if csr is not None:
             if common_name is not None:
                 raise ValueError("common_name is only for server-generated keys; a CSR brings its subject")
-            check_csr(csr)
+            check_csr_key(csr)
             subject = csr.subject
             public_key = csr.public_key()
             try:

@@ -93,9 +93,14 @@ def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyType
         raise PKIError("the CSR's public key is invalid", reason="key.malformed") from None
 
 
-def check_csr(csr: x509.CertificateSigningRequest) -> None:
-    """The policy part of :func:`load_csr`, for a CSR object obtained some other way."""
+def check_csr_key(csr: x509.CertificateSigningRequest) -> None:
+    """The key policy alone: cheap, and what decides what may go into a certificate."""
     check_public_key(_public_key(csr), KeyPurpose.CLIENT)
+
+
+def check_csr(csr: x509.CertificateSigningRequest) -> None:
+    """Everything :func:`load_csr` checks after parsing, for a CSR object obtained another way."""
+    check_csr_key(csr)
     try:
         hash_algorithm = csr.signature_hash_algorithm
     except (UnsupportedAlgorithm, ValueError):

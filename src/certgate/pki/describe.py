@@ -69,14 +69,13 @@ class CertificateFacts:
     is_ca: bool
 
 
-def _name(read: Callable[[], x509.Name]) -> x509.Name:
-    """Names are decoded lazily and may be undecodable: report those as empty."""
+def _name(read: Callable[[], x509.Name]) -> tuple[x509.Name, str]:
+    """The name and its RFC 4514 form; undecodable names (they decode lazily) become empty."""
     try:
         name = read()
-        name.rfc4514_string()
+        return name, name.rfc4514_string()
     except PARSE_ERRORS:
-        return x509.Name([])
-    return name
+        return x509.Name([]), ""
 
 
 def _last_cn(name: x509.Name) -> str:
@@ -111,18 +110,17 @@ def _san_values(san: x509.SubjectAlternativeName | None) -> tuple[str, ...]:
 
 def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
     """The :class:`CertificateFacts` of ``certificate``; never raises on a parsed certificate."""
+    # One pass over the extensions instead of a lookup per kind.
+    found: dict[type[x509.ExtensionType], x509.ExtensionType] = {}
     try:
-        extensions: x509.Extensions | None = certificate.extensions
+        for item in certificate.extensions:
+            found[type(item.value)] = item.value
     except PARSE_ERRORS:  # duplicate or undecodable extensions: report none rather than fail
-        extensions = None
+        found = {}
 
     def extension(kind: type[_T]) -> _T | None:
-        if extensions is None:
-            return None
-        try:
-            return extensions.get_extension_for_class(kind).value
-        except x509.ExtensionNotFound:
-            return None
+        value = found.get(kind)
+        return value if isinstance(value, kind) else None
 
     try:
         public_key = certificate.public_key()
@@ -141,12 +139,12 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
     constraints = extension(x509.BasicConstraints)
     san = _san_values(extension(x509.SubjectAlternativeName))
     serial = certificate.serial_number
-    subject = _name(lambda: certificate.subject)
-    issuer = _name(lambda: certificate.issuer)
+    subject, subject_dn = _name(lambda: certificate.subject)
+    issuer, issuer_dn = _name(lambda: certificate.issuer)
     return CertificateFacts(
         common_name=_last_cn(subject),
-        subject_dn=subject.rfc4514_string(),
-        issuer_dn=issuer.rfc4514_string(),
+        subject_dn=subject_dn,
+        issuer_dn=issuer_dn,
         issuer_common_name=_last_cn(issuer),
         serial_number=serial,
         serial_hex=format(serial, "x"),
