@@ -1,0 +1,320 @@
+"""SSL/TLS → Client Certificates: the list, Create Certificate with its Preview Certificate
+dialog, details, and the Revoke / Activate / Delete actions.
+
+The generated private key exists in exactly one place: the HTML of the response to the Create
+form. It is not put in the session, a cookie, a log, a cache or any later page; that response is
+``Cache-Control: no-store`` like every console page, and its form is single-use, so a reload or
+a Back can only ask for a new certificate, never show this key again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from certgate.console.web import (
+    Principal,
+    call,
+    console_of,
+    field,
+    query_int,
+    read_form,
+    redirect,
+    render,
+    require_login,
+    status_for,
+)
+from certgate.errors import CertGateError, Conflict, InvalidArgument
+from certgate.ids import AccountId, CertificateId, SiteId
+from certgate.model import Binding, CertificateStatus, ClientCACertificate, ClientCertificate, Site
+from certgate.pki.profiles import validate_validity_days
+from certgate.services import ca_certificates, certificates, rules, sites
+from certgate.services.certificates import IssuedClientCertificate
+from certgate.services.context import ServiceContext
+
+VALIDITY_CHOICES: Final = (
+    (30, "30 days"),
+    (90, "90 days"),
+    (365, "1 year"),
+    (730, "2 years"),
+    (1095, "3 years"),
+    (1825, "5 years"),
+    (3650, "10 years"),
+)
+DEFAULT_VALIDITY_DAYS: Final = 365  # the seed: "The default validity period for a certificate is one year."
+KEY_TYPES: Final = (("RSA", "RSA (2048-bit)"), ("ECDSA", "ECDSA (P-256)"))
+CONFIRM_REVOKE: Final = "I confirm that the certificate is no longer required"
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRow:
+    certificate: ClientCertificate
+    status: str  # "Active", "Revoked" or "Expired"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomCA:
+    ca: ClientCACertificate
+    hostnames: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    site: Site
+    rows: list[CertificateRow]
+    total: int
+    domain_names: Binding
+    custom_cas: list[CustomCA]
+    rule_count: int
+
+
+def status_label(cert: ClientCertificate, now: dt.datetime) -> str:
+    if cert.status is CertificateStatus.REVOKED:
+        return "Revoked"
+    return "Expired" if certificates.is_expired(cert, now) else "Active"
+
+
+def load_overview(
+    ctx: ServiceContext, account_id: AccountId, site_id: SiteId, page: int, size: int
+) -> Overview:
+    site, certs, total = certificates.list_client_certificates(ctx, account_id, site_id, page=page, size=size)
+    now = ctx.clock.now()
+    _, managed = ca_certificates.get_hostnames(ctx, account_id, site_id, None)
+    _, cas, _ = ca_certificates.list_ca_certificates(ctx, account_id, site_id, page=1, size=100)
+    custom = [
+        CustomCA(ca, ca_certificates.get_hostnames(ctx, account_id, site_id, ca.id)[1].hostnames)
+        for ca in cas
+    ]
+    _, rule_count = rules.list_waf_rules(ctx, account_id, site_id, phase="http_custom", page=1, size=1)
+    return Overview(
+        site=site,
+        rows=[CertificateRow(c, status_label(c, now)) for c in certs],
+        total=total,
+        domain_names=managed,
+        custom_cas=custom,
+        rule_count=rule_count,
+    )
+
+
+def _site_id(request: Request) -> SiteId:
+    return SiteId(request.path_params["site_id"])
+
+
+def _cert_id(request: Request) -> CertificateId:
+    return CertificateId(request.path_params["cert_id"])
+
+
+def list_path(site_id: SiteId) -> str:
+    return f"/sites/{site_id}/ssl/client-certificates"
+
+
+async def show_list(
+    request: Request,
+    who: Principal,
+    site_id: SiteId,
+    *,
+    preview: IssuedClientCertificate | None = None,
+    error: CertGateError | None = None,
+) -> Response:
+    size = console_of(request).settings.page_size
+    page = query_int(request, "page", default=1)
+    overview = await call(request, load_overview, who.account_id, site_id, page, size)
+    return render(
+        request,
+        "client_certificates.html",
+        principal=who,
+        section="client-certificates",
+        site=overview.site,
+        overview=overview,
+        page=page,
+        pages=max(1, -(-overview.total // size)),
+        preview=preview,
+        error=error.message if error else None,
+        status=status_for(error) if error else 200,
+        confirm_text=CONFIRM_REVOKE,
+    )
+
+
+async def list_page(request: Request) -> Response:
+    who = await require_login(request)
+    return await show_list(request, who, _site_id(request))
+
+
+# -- Create Certificate -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateForm:
+    csr_mode: str = "auto"  # "auto": generated by certgate; "csr": my own CSR
+    key_type: str = "RSA"
+    validity_days: str = str(DEFAULT_VALIDITY_DAYS)
+    csr: str = ""
+
+
+async def _show_create(
+    request: Request, who: Principal, site_id: SiteId, values: CreateForm, error: CertGateError | None = None
+) -> Response:
+    site = await call(request, sites.get_site, who.account_id, site_id)
+    return render(
+        request,
+        "certificate_create.html",
+        principal=who,
+        section="client-certificates",
+        site=site,
+        form=values,
+        nonce=console_of(request).ctx.ids.token(24),
+        validity_choices=VALIDITY_CHOICES,
+        key_types=KEY_TYPES,
+        error=error.message if error else None,
+        status=status_for(error) if error else 200,
+    )
+
+
+async def create_page(request: Request) -> Response:
+    who = await require_login(request)
+    return await _show_create(request, who, _site_id(request), CreateForm())
+
+
+def parse_validity_days(raw: str) -> int:
+    """The form's value as an int, or the service's own error for anything else."""
+    text = raw.strip()
+    if text.isdigit() and len(text) <= 6:
+        return int(text)
+    validate_validity_days(text)  # raises the API's "ValidityDays must be an integer ..." error
+    raise AssertionError("unreachable")
+
+
+def claim_form(ctx: ServiceContext, nonce: str, lifetime: dt.timedelta) -> None:
+    """Spend the single-use token of a Create form; a second post of the same form is refused."""
+    if not _NONCE.match(nonce):
+        raise InvalidArgument(
+            "This form is incomplete; reload the page and try again.", reason="console.form"
+        )
+    now = ctx.clock.now()
+    with ctx.store.transaction() as tx:
+        fresh = tx.claim_nonce(f"console-create:{nonce}", now=now, expires_at=now + lifetime)
+    if not fresh:
+        raise Conflict(
+            "This form was already submitted. The certificate it created is in the list; "
+            "its private key cannot be shown again.",
+            reason="console.form_reused",
+        )
+
+
+async def create(request: Request) -> Response:
+    form = await read_form(request)
+    who = await require_login(request)
+    site_id = _site_id(request)
+    console = console_of(request)
+    values = CreateForm(
+        csr_mode="csr" if field(form, "csr_mode") == "csr" else "auto",
+        key_type=field(form, "key_type"),
+        validity_days=field(form, "validity_days"),
+        csr=field(form, "csr"),
+    )
+    try:
+        days = parse_validity_days(values.validity_days)
+        if values.csr_mode == "csr" and not values.csr.strip():
+            raise InvalidArgument(
+                "Paste a certificate signing request (CSR) in PEM format, or choose Generated by certgate.",
+                reason="console.csr_missing",
+            )
+        await call(request, sites.get_site, who.account_id, site_id)
+        await call(request, claim_form, field(form, "form_nonce"), console.settings.session_max_age)
+        issued = await call(
+            request,
+            certificates.issue_client_certificate,
+            who.account_id,
+            site_id,
+            validity_days=days,
+            csr_pem=values.csr if values.csr_mode == "csr" else None,
+            key_type=values.key_type if values.csr_mode == "auto" else None,
+        )
+    except CertGateError as exc:
+        if status_for(exc) == 404:
+            raise
+        return await _show_create(request, who, site_id, values, exc)
+    return await show_list(request, who, site_id, preview=issued)
+
+
+# -- details and actions ----------------------------------------------------------------------
+
+
+async def detail_page(request: Request) -> Response:
+    who = await require_login(request)
+    site, cert = await call(
+        request, certificates.get_client_certificate, who.account_id, _site_id(request), _cert_id(request)
+    )
+    now = console_of(request).ctx.clock.now()
+    return render(
+        request,
+        "certificate_detail.html",
+        principal=who,
+        section="client-certificates",
+        site=site,
+        cert=cert,
+        status_label=status_label(cert, now),
+    )
+
+
+async def _show_revoke(request: Request, who: Principal, error: str | None = None) -> Response:
+    site, cert = await call(
+        request, certificates.get_client_certificate, who.account_id, _site_id(request), _cert_id(request)
+    )
+    return render(
+        request,
+        "certificate_revoke.html",
+        principal=who,
+        section="client-certificates",
+        site=site,
+        cert=cert,
+        confirm_text=CONFIRM_REVOKE,
+        error=error,
+        status=400 if error else 200,
+    )
+
+
+async def revoke_page(request: Request) -> Response:
+    who = await require_login(request)
+    return await _show_revoke(request, who)
+
+
+async def revoke(request: Request) -> Response:
+    form = await read_form(request)
+    who = await require_login(request)
+    if field(form, "confirm") != "yes":
+        return await _show_revoke(request, who, f"Select “{CONFIRM_REVOKE}” to revoke the certificate.")
+    return await _transition(request, who, certificates.revoke_client_certificate, "revoked")
+
+
+async def activate(request: Request) -> Response:
+    await read_form(request)
+    who = await require_login(request)
+    return await _transition(request, who, certificates.activate_client_certificate, "activated")
+
+
+async def delete(request: Request) -> Response:
+    await read_form(request)
+    who = await require_login(request)
+    return await _transition(request, who, certificates.delete_client_certificate, "deleted")
+
+
+Transition = Callable[[ServiceContext, AccountId, SiteId, CertificateId], tuple[Site, ClientCertificate]]
+
+
+async def _transition(request: Request, who: Principal, action: Transition, notice: str) -> Response:
+    site_id = _site_id(request)
+    try:
+        await call(request, action, who.account_id, site_id, _cert_id(request))
+    except CertGateError as exc:
+        if status_for(exc) == 404:
+            raise
+        return await show_list(request, who, site_id, error=exc)
+    return redirect(request, list_path(site_id), notice=notice)
