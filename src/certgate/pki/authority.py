@@ -48,6 +48,7 @@ class IssuedCertificate:
 
 
 def utc_seconds(now: dt.datetime) -> dt.datetime:
+    """``now`` in UTC, truncated to whole seconds; a naive datetime is a programming error."""
     if not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     # X.509 times have whole seconds; truncate here so that what we return is what we encode.
@@ -63,6 +64,7 @@ def _serial(serial: int | None) -> int:
 
 
 def signing_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    """The hash a CA signs with."""
     # Match the hash to the curve's strength (P-384 → SHA-384, P-521 → SHA-512); RSA uses SHA-256.
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if key.curve.key_size >= 521:
@@ -117,6 +119,7 @@ class CertificateAuthority:
     # -- helpers -----------------------------------------------------------------------------
 
     def authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        """The AKI for what this CA signs: its own SKI (key id only, as CA/B and webpki want)."""
         try:
             ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         except x509.ExtensionNotFound:
