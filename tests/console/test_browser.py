@@ -292,6 +292,17 @@ class SeedWalk:
         self.screen("revoked")
         assert self._status() is CertificateStatus.REVOKED
 
+    def escape_also_closes_a_preview_for_good(self) -> None:
+        page = self.page
+        page.get_by_role("link", name="Create Certificate").click()
+        page.get_by_role("button", name="OK").click()  # the defaults: RSA, one year
+        dialog = page.get_by_role("dialog", name="Preview Certificate")
+        expect(dialog.get_by_label("Private Key", exact=True)).to_have_value(re.compile("BEGIN PRIVATE KEY"))
+        page.keyboard.press("Escape")
+        expect(page).to_have_url(self.certs_url)
+        expect(page.locator("tr[data-certificate-id]")).to_have_count(2)
+        assert "PRIVATE KEY" not in page.content()
+
     def check_a_narrow_screen(self) -> None:
         page = self.page
         page.set_viewport_size({"width": 390, "height": 844})
@@ -301,9 +312,10 @@ class SeedWalk:
         self.screen("narrow-screen")
 
     def _status(self) -> CertificateStatus:
-        _, [cert], _ = certificates.list_client_certificates(
+        _, certs, _ = certificates.list_client_certificates(
             self.plane.ctx, self.tenant.account_id, self.tenant.site_id
         )
+        [cert] = [c for c in certs if c.cert.certificate_pem == self.certificate_pem]
         return cert.status
 
 
@@ -338,5 +350,6 @@ def test_the_seed_page_in_a_browser(walk: SeedWalk) -> None:
     walk.bind_hostname("api.example.com")
     walk.create_mtls_rule("api.example.com")
     walk.revoke_certificate()
+    walk.escape_also_closes_a_preview_for_good()
     walk.check_a_narrow_screen()
     assert walk.screens == 14

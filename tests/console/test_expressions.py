@@ -76,3 +76,9 @@ def test_windows_line_endings_do_not_shift_the_caret() -> None:
     excerpt = error_excerpt("a eq 1\r\nb eq", 2, 5)
     assert excerpt.source_line == "b eq"
     assert excerpt.caret_line == "    ^"
+
+
+def test_a_token_is_underlined_whole_but_never_past_the_line() -> None:
+    assert error_excerpt("a and foo.bar", 1, 7, 7).caret_line == "      ^^^^^^^"
+    assert error_excerpt("a and foo", 1, 7, 40).caret_line == "      ^^^"
+    assert error_excerpt("a and", 1, 6, 3).caret_line == "     ^"

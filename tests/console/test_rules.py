@@ -7,8 +7,8 @@ import html
 import pytest
 from tests.console.conftest import ConsoleClient, World, text_of
 
-from certgate.console.rules import NO_HOSTNAME_WARNING
-from certgate.errors import CertGateError
+from certgate.console.rules import NO_HOSTNAME_WARNING, excerpt_for
+from certgate.errors import CertGateError, InvalidArgument
 from certgate.model import RuleAction, RuleStatus, WafRule
 from certgate.services import rules
 from certgate.services.rules import WafRuleInput
@@ -193,8 +193,16 @@ async def test_the_editor_shows_parse_errors_with_a_caret(world: World, alice: C
     assert page.status_code == 400
     assert expected.value.message in text_of(page.text)
     assert f"Line {line}, column {column}:" in page.text
-    assert f"<pre>  and foo.bar\n{' ' * (column - 1)}^</pre>" in page.text
+    carets = "^" * expected.value.details.get("length", 1)
+    assert f"<pre>  and foo.bar\n{' ' * (column - 1)}{carets}</pre>" in page.text
     assert site_rules(world) == []
+
+
+def test_the_excerpt_underlines_the_token_when_its_length_is_known() -> None:
+    error = InvalidArgument("unknown field", reason="rule.parse_error", line=1, column=7, length=7)
+    excerpt = excerpt_for(error, "a and foo.bar")
+    assert excerpt is not None and excerpt.caret_line == "      ^^^^^^^"
+    assert excerpt_for(InvalidArgument("no position"), "a and foo.bar") is None
 
 
 async def test_the_editor_checks_then_saves(world: World, alice: ConsoleClient) -> None:

@@ -20,9 +20,9 @@ from certgate.console.session import CSRFRejected, SessionCodec
 from certgate.console.web import (
     STATIC_DIR,
     Console,
+    ConsoleMiddleware,
     ConsoleSettings,
     LoginRequired,
-    SessionMiddleware,
     make_templates,
     on_domain_error,
     on_http_error,
@@ -95,7 +95,7 @@ def create_console(
     )
     app = Starlette(
         routes=console_routes(),
-        middleware=[Middleware(SessionMiddleware, console=console)],
+        middleware=[Middleware(ConsoleMiddleware, console=console)],
         exception_handlers={
             LoginRequired: on_login_required,
             CSRFRejected: on_domain_error,

@@ -53,13 +53,14 @@ class ErrorExcerpt:
     caret_line: str
 
 
-def error_excerpt(expression: str, line: int, column: int) -> ErrorExcerpt:
-    """Point at 1-based ``line``/``column`` of ``expression``; positions past the end of a line
-    (an unexpected end of input) point just after its last character."""
+def error_excerpt(expression: str, line: int, column: int, length: int = 1) -> ErrorExcerpt:
+    """Underline ``length`` characters from 1-based ``line``/``column`` of ``expression``;
+    positions past the end of a line (an unexpected end of input) point just after it."""
     lines = expression.split("\n") or [""]
     index = min(max(line, 1), len(lines)) - 1
     source = lines[index].rstrip("\r")
     col = min(max(column, 1), len(source) + 1)
     # Keep tabs in the padding so the caret lines up under a tab-indented source line.
     padding = "".join("\t" if ch == "\t" else " " for ch in source[: col - 1])
-    return ErrorExcerpt(line=index + 1, column=col, source_line=source, caret_line=padding + "^")
+    carets = "^" * max(1, min(length, len(source) - col + 1))
+    return ErrorExcerpt(line=index + 1, column=col, source_line=source, caret_line=padding + carets)

@@ -219,10 +219,11 @@ def check_expression(ctx: ServiceContext, expression: str) -> None:
 
 
 def excerpt_for(error: CertGateError, expression: str) -> ErrorExcerpt | None:
-    """Where a parse error points, when the rule language said (``line``/``column`` details)."""
-    line, column = error.details.get("line"), error.details.get("column")
+    """Where a parse error points, when the rule language said (``line``/``column`` details,
+    and ``length`` to underline a whole token)."""
+    line, column, length = (error.details.get(k) for k in ("line", "column", "length"))
     if isinstance(line, int) and isinstance(column, int):
-        return error_excerpt(expression, line, column)
+        return error_excerpt(expression, line, column, length if isinstance(length, int) else 1)
     return None
 
 

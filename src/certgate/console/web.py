@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -167,7 +167,7 @@ def make_templates() -> jinja2.Environment:
 # -- session middleware ---------------------------------------------------------------------
 
 
-class SessionMiddleware:
+class ConsoleMiddleware:
     """Decodes the session cookie into the scope, writes it back when a handler replaced it,
     and adds the security and caching headers to every response."""
 
@@ -366,6 +366,3 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, str(exc.detail)
     )
     return error_page(request, exc.status_code, _TITLES.get(exc.status_code, "Error"), message)
-
-
-Handler = Callable[[Request], Awaitable[Response]]
