@@ -37,6 +37,7 @@ class RuleLanguageValidator:
                 reason="rule.parse_error",
                 line=exc.line,
                 column=exc.column,
+                length=exc.length,
                 kind=exc.kind,
                 rendered=str(exc),
             ) from None
