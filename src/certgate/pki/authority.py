@@ -80,12 +80,11 @@ def _name_attribute(oid: x509.ObjectIdentifier, value: str, what: str) -> x509.N
     return x509.NameAttribute(oid, value)
 
 
-def _key_usage(public_key: object, *, ca: bool) -> x509.KeyUsage:
+def _usage(*, signature: bool, encipherment: bool, ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=not ca,
+        digital_signature=signature,
         content_commitment=False,
-        # RSA keys may be used for RSA key transport (TLS 1.2 RSA kex, S/MIME); EC keys never are.
-        key_encipherment=not ca and isinstance(public_key, rsa.RSAPublicKey),
+        key_encipherment=encipherment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=ca,
@@ -95,12 +94,23 @@ def _key_usage(public_key: object, *, ca: bool) -> x509.KeyUsage:
     )
 
 
+# The profile's fixed extensions, built once (they are immutable values).
+_CA_KEY_USAGE: Final = _usage(signature=False, encipherment=False, ca=True)
+_EC_LEAF_KEY_USAGE: Final = _usage(signature=True, encipherment=False, ca=False)
+# RSA keys may also be used for RSA key transport (TLS 1.2 RSA kex, S/MIME); EC keys never are.
+_RSA_LEAF_KEY_USAGE: Final = _usage(signature=True, encipherment=True, ca=False)
+_LEAF_CONSTRAINTS: Final = x509.BasicConstraints(ca=False, path_length=None)
+_CLIENT_EKU: Final = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+_SERVER_EKU: Final = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CertificateAuthority:
     """A CA certificate with its private key. Construction checks that the two belong together."""
 
     certificate: x509.Certificate
     private_key: PrivateKey = dataclasses.field(repr=False)
+    _aki: x509.AuthorityKeyIdentifier = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -115,6 +125,7 @@ class CertificateAuthority:
             constraints = None
         if constraints is None or not constraints.ca:
             raise ValueError("the certificate is not a CA certificate (basicConstraints CA:TRUE)")
+        object.__setattr__(self, "_aki", self.authority_key_identifier())  # frozen: set once here
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -149,7 +160,7 @@ class CertificateAuthority:
         public_key: CertificatePublicKeyTypes,
         serial: int,
         window: tuple[dt.datetime, dt.datetime],
-        eku: x509.ObjectIdentifier,
+        eku: x509.ExtendedKeyUsage,
         san: x509.SubjectAlternativeName | None,
     ) -> x509.Certificate:
         builder = (
@@ -160,11 +171,14 @@ class CertificateAuthority:
             .serial_number(serial)
             .not_valid_before(window[0])
             .not_valid_after(window[1])
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(public_key, ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+            .add_extension(_LEAF_CONSTRAINTS, critical=True)
+            .add_extension(
+                _RSA_LEAF_KEY_USAGE if isinstance(public_key, rsa.RSAPublicKey) else _EC_LEAF_KEY_USAGE,
+                critical=True,
+            )
+            .add_extension(eku, critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(self.authority_key_identifier(), critical=False)
+            .add_extension(self._aki, critical=False)
         )
         if san is not None:
             # RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and is critical.
@@ -220,7 +234,7 @@ class CertificateAuthority:
             public_key=public_key,
             serial=_serial(serial),
             window=window,
-            eku=ExtendedKeyUsageOID.CLIENT_AUTH,
+            eku=_CLIENT_EKU,
             san=san,
         )
         return IssuedCertificate(certificate=certificate, private_key=private_key)
@@ -255,7 +269,7 @@ class CertificateAuthority:
             public_key=private_key.public_key(),
             serial=_serial(serial),
             window=window,
-            eku=ExtendedKeyUsageOID.SERVER_AUTH,
+            eku=_SERVER_EKU,
             san=x509.SubjectAlternativeName(names),
         )
         return IssuedCertificate(certificate=certificate, private_key=private_key)
@@ -313,7 +327,7 @@ def create_certificate_authority(
         .not_valid_before(utc_now - DEFAULT_BACKDATE)
         .not_valid_after(utc_now + dt.timedelta(days=validity_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(public_key, ca=True), critical=True)
+        .add_extension(_CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
         .sign(private_key, signing_hash(private_key))
