@@ -546,7 +546,9 @@ def cas_delete(inv: Invocation) -> int:
 
 def _render_binding(data: Mapping[str, Any], ca_id: str | None) -> str:
     names = data.get("Hostnames") or []
-    who = f"client CA {data.get('Id') or ca_id}" if (data.get("Id") or ca_id) else "the managed CA"
+    # Without --ca-id the binding is the managed CA's (the server may still name its Id).
+    managed_id = data.get("Id")
+    who = f"client CA {ca_id}" if ca_id else "the managed CA" + (f" ({managed_id})" if managed_id else "")
     if not names:
         return f"No hostnames are bound to {who}."
     return f"Hostnames bound to {who}:\n" + "\n".join(f"  {n}" for n in names)
