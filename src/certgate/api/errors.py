@@ -268,6 +268,28 @@ REASONS: Final[Mapping[str, ErrorSpec]] = MappingProxyType(
         "storage.page": _s("InvalidParameter.PageNumber", 400, "a page outside the allowed range"),
         "storage.match": _s("InvalidParameter", 400, "unknown match mode"),
         "storage.duplicate_hostname": _s("InvalidParameter.Hostnames", 400, "a hostname listed twice"),
+        # -- installation faults: the operator's business, never the caller's ---------------
+        **{
+            reason: _s(
+                "InternalError", 500, "installation fault (master key, sealed data, schema)", expose=False
+            )
+            for reason in (
+                "master_key.invalid",
+                "master_key.length",
+                "master_key.not_a_file",
+                "master_key.permissions",
+                "master_key.no_directory",
+                "master_key.encoding",
+                "seal.corrupt",
+                "seal.truncated",
+                "seal.unknown_format",
+                "seal.wrong_key",
+                "storage.schema",
+                "storage.url",
+            )
+        },
+        "pki.invalid": _s("InvalidParameter", 400, "input refused by the X.509 core"),
+        "api.listen": _s("InvalidParameter.Listen", 400, "--listen is not HOST:PORT (command line only)"),
         "snapshot.invalid": _s("InternalError", 500, "the snapshot could not be built", expose=False),
         "snapshot.digest": _s("InternalError", 500, "the snapshot could not be built", expose=False),
     }
