@@ -411,7 +411,7 @@ def certs_create(inv: Invocation) -> int:
         progress = "Issuing client certificate for the CSR"
     else:
         body["PkeyType"] = a.key_type or "RSA"
-        progress = f"Generating a {body['PkeyType']} key and issuing the client certificate"
+        progress = f"Generating the {body['PkeyType']} key and issuing the client certificate"
     data = inv.call(
         "CreateClientCertificate", "POST", query={"SiteId": a.site_id}, body=body, progress=progress
     )
@@ -846,7 +846,9 @@ def register(sub: Any) -> None:
         choices=KEY_TYPES,
         help="let the server generate the key (default: RSA = RSA2048)",
     )
-    p.add_argument("--validity-days", type=_positive_int, default=365, help="1-3650 (default: 365)")
+    p.add_argument(
+        "--validity-days", type=_positive_int, default=365, metavar="DAYS", help="1-3650 (default: 365)"
+    )
     p.add_argument("--out-cert", metavar="FILE", help="write the certificate PEM here instead of printing it")
     p.add_argument(
         "--out-key",
