@@ -42,9 +42,7 @@ def test_hand_built_asts_compile_their_regexes() -> None:
 
 def test_filters_can_be_shared_across_contexts() -> None:
     flt = compile_filter(parse('lower(http.host) eq "a.example.com"'))
-    results = [
-        flt.execute(EDGE_SCHEME.context_from_values({"http.host": h})) for h in ("A.Example.COM", "b")
-    ]
+    results = [flt.execute(EDGE_SCHEME.context_from_values({"http.host": h})) for h in ("A.Example.COM", "b")]
     assert results == [True, False]
     assert repr(flt) == "Filter('lower(http.host) eq \"a.example.com\"')"
 

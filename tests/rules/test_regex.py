@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certgate.rules.errors import ErrorKind
-from certgate.rules.regex import RegexError, compile_regex
+from certgate.rules.regex import Program, RegexError, compile_regex
 
 LIMITS = {"max_bytes": 1024, "max_states": 2048}
 
@@ -84,9 +84,39 @@ def test_agrees_with_python_re_hypothesis(pattern: str, text: str) -> None:
     assert compile_regex(pattern, **LIMITS).search(text) == python_search(pattern, text)
 
 
-def test_case_folding_of_non_ascii_literals() -> None:
-    assert compile_regex("(?i)É", **LIMITS).search("xé")
-    assert not compile_regex("É", **LIMITS).search("xé")
+def test_case_folding_is_ascii_only() -> None:
+    # As re.ASCII and wirefilter's lower(): only A-Z/a-z fold.
+    assert compile_regex("(?i)ABC", **LIMITS).search("xabc")
+    assert not compile_regex("(?i)É", **LIMITS).search("xé")
+
+
+def dfa_only(pattern: str) -> Program:
+    program = compile_regex(pattern, **LIMITS)
+    program.enable_fast_path(re.compile(pattern).search, -1, False)  # max_len -1: never used
+    return program
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_fast_path_and_automaton_agree(pattern: str) -> None:
+    fast = compile_regex(pattern, **LIMITS)
+    slow = dfa_only(pattern)
+    rng = random.Random(pattern + "fast")
+    for _ in range(800):
+        text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 14)))
+        for candidate in (text, text + "\n"):
+            assert fast.search(candidate) == slow.search(candidate), (pattern, candidate)
+
+
+def test_fast_path_only_for_bounded_patterns_and_short_inputs() -> None:
+    assert compile_regex("^/api/v[0-9]/(admin|debug)/", **LIMITS)._fast is not None
+    assert compile_regex("(?i)(sqlmap|nikto|masscan)", **LIMITS)._fast is not None
+    assert compile_regex("a.*b", **LIMITS)._fast is None
+    assert compile_regex("x{2,40}", **LIMITS)._fast is None
+    assert (
+        compile_regex("(ab|cd)(ab|cd)(ab|cd)(ab|cd)(ab|cd)(ab|cd)(ab|cd)", **LIMITS)._fast is None
+    )  # 128 paths
+    program = compile_regex("(?i)(sqlmap|nikto)", **LIMITS)
+    assert 0 < program._fast_max_len < 50_000  # long inputs go to the automaton
 
 
 @pytest.mark.parametrize(

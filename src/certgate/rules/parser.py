@@ -19,6 +19,7 @@ type errors surface here, with the position of the offending token.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from certgate.rules import ast
@@ -57,6 +58,7 @@ _OPS_BY_KIND: dict[str, tuple[str, ...]] = {
 _OP_TEXT = {"strict_wildcard": "strict wildcard"}
 
 _FOLD_HINT = "wrap it in any(...) or all(...)"
+_BOOL_WORD_RE = re.compile(r"(?:true|false)(?![A-Za-z0-9_.])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,9 +323,18 @@ class _Parser:
         raise AssertionError(f"no literal for {vtype}")  # pragma: no cover - guarded by _OPS_BY_KIND
 
     def _reject_string(self, value: ast.Value, expected: str) -> None:
-        token = self.sc.peek()
-        if token.kind in (TokenKind.STRING, TokenKind.EOF) or token.text in ("true", "false"):
-            self._literal_error(token, expected, value)
+        """Report a string/Bool/missing literal where a number or address must come. Looks at the
+        raw text: an IPv6 literal such as `::1` is not a structural token."""
+        self.sc.skip_ws()
+        text, pos = self.text, self.sc.pos
+        rest = text[pos : pos + 6]
+        if (
+            pos >= len(text)
+            or text[pos] == '"'
+            or rest[:2] in ('r"', "r#")
+            or _BOOL_WORD_RE.match(text, pos) is not None
+        ):
+            self._literal_error(self.sc.peek(), expected, value)
 
     def _content_offset(self, token: Token) -> int | None:
         """Where a string's content starts, if positions inside it map 1:1 to the pattern."""
@@ -375,18 +386,19 @@ class _Parser:
         items: list[ast.SetItem] = []
         limit = self.settings.max_set_size
         while True:
+            # Raw look-ahead: items such as `::1` are not structural tokens.
             self.sc.skip_ws()
-            if self.sc.pos < len(self.text) and self.text[self.sc.pos] == "}":
+            pos = self.sc.pos
+            if pos >= len(self.text):
+                raise self.sc.error(ErrorKind.UNEXPECTED_END, "the set is missing its closing `}`", pos)
+            if self.text[pos] == "}":
                 break
-            token = self.sc.peek()
-            if token.kind is TokenKind.EOF:
-                raise self._at(token, ErrorKind.UNEXPECTED_END, "the set is missing its closing `}`")
-            if token.text == ",":
-                raise self._at(
-                    token, ErrorKind.UNEXPECTED_TOKEN, "values in a set are separated by spaces, not commas"
+            if self.text[pos] == ",":
+                raise self.sc.error(
+                    ErrorKind.UNEXPECTED_TOKEN, "values in a set are separated by spaces, not commas", pos
                 )
             if len(items) >= limit:
-                raise self._at(token, ErrorKind.SET_TOO_LARGE, f"a set may hold at most {limit} values")
+                raise self.sc.error(ErrorKind.SET_TOO_LARGE, f"a set may hold at most {limit} values", pos)
             items.append(self._set_item(value, vtype))
         self._expect("}", "to close the set")
         if not items:

@@ -12,9 +12,14 @@ The accepted syntax is Python's, minus what an automaton cannot do (RE2's rules)
 backreferences, lookaround, conditionals, atomic groups, possessive quantifiers, ``\\b``/``\\B``
 and the MULTILINE/LOCALE flags are refused with a clear error. Semantics, as in wirefilter:
 unanchored search; ``^``/``\\A`` match at the start, ``$``/``\\Z`` only at the very end;
-``\\d \\w \\s`` are ASCII classes; ``(?i)`` folds case (ASCII letters in ranges, any letter as a
-literal); ``.`` excludes ``\\n`` unless ``(?s)``; laziness (``*?``) does not change a boolean
-answer.
+``\\d \\w \\s`` are ASCII classes and ``(?i)`` folds ASCII letters (exactly ``re.ASCII``);
+``.`` excludes ``\\n`` unless ``(?s)``; laziness (``*?``) does not change a boolean answer.
+
+Patterns without unbounded repetition and with few alternative paths (``^/api/(a|b)/``,
+``(?i)(sqlmap|nikto)``) are also compiled with ``re``: a backtracking search over such a pattern
+does at most (paths * pattern length) steps per input position, so for inputs short enough to
+keep that product under ``_FAST_STEP_BUDGET`` the C engine answers, identically and faster;
+longer inputs take the DFA.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ _const: Any = importlib.import_module("re._constants")
 MAX_CODEPOINT = 0x10FFFF
 
 _CHAR, _SPLIT, _BEGIN, _END, _MATCH = range(5)
+
+_FAST_STEP_BUDGET = 100_000  # backtracking steps the `re` fast path may take, worst case
+_FAST_MAX_PATHS = 64
+_FAST_MAX_REPEAT = 16
 
 Intervals = tuple[tuple[int, int], ...]
 
@@ -91,14 +100,9 @@ def _fold_ascii(intervals: Intervals) -> Intervals:
 
 
 def _literal(cp: int, ignore_case: bool) -> Intervals:
-    if not ignore_case:
-        return ((cp, cp),)
-    ch = chr(cp)
-    variants = {cp}
-    for other in (ch.lower(), ch.upper(), ch.swapcase()):
-        if len(other) == 1:
-            variants.add(ord(other))
-    return _normalize((v, v) for v in variants)
+    if ignore_case and (65 <= cp <= 90 or 97 <= cp <= 122):
+        return _normalize(((cp | 0x20, cp | 0x20), (cp & ~0x20, cp & ~0x20)))
+    return ((cp, cp),)
 
 
 # -- NFA construction -----------------------------------------------------------------------------
@@ -260,7 +264,19 @@ def _no_match(_text: str, _pos: int) -> None:
 class Program:
     """A compiled pattern: ``program.search(text)`` tells whether it matches anywhere."""
 
-    __slots__ = ("_accept", "_accept_end", "_ascii", "_bounds", "_skip", "_trans", "pattern", "state_count")
+    __slots__ = (
+        "_accept",
+        "_accept_end",
+        "_ascii",
+        "_bounds",
+        "_dollar",
+        "_fast",
+        "_fast_max_len",
+        "_skip",
+        "_trans",
+        "pattern",
+        "state_count",
+    )
 
     def __init__(
         self,
@@ -279,8 +295,24 @@ class Program:
         self._bounds = bounds
         self._ascii = [bisect.bisect_right(bounds, c) - 1 for c in range(128)]
         self.state_count = len(trans)
+        self._fast: Callable[[str], re.Match[str] | None] | None = None
+        self._fast_max_len = -1
+        self._dollar = False
+
+    def enable_fast_path(
+        self, search: Callable[[str], re.Match[str] | None], max_len: int, dollar: bool
+    ) -> None:
+        """Let ``re`` answer for inputs of at most ``max_len`` characters (see module doc)."""
+        self._fast = search
+        self._fast_max_len = max_len
+        self._dollar = dollar
 
     def search(self, text: str) -> bool:
+        fast = self._fast
+        if fast is not None and len(text) <= self._fast_max_len:
+            # Python's `$` also matches before a final newline; ours does not: let the DFA decide.
+            if not (self._dollar and text.endswith("\n")):
+                return fast(text) is not None
         accept = self._accept
         if accept[0]:
             return True
@@ -322,7 +354,66 @@ def compile_regex(pattern: str, *, max_bytes: int, max_states: int) -> Program:
         start = _Builder(nfa).sequence(parsed, match, flags)
     except RecursionError:
         raise RegexError(ErrorKind.INVALID_REGEX, "invalid regex: too deeply nested") from None
-    return _build_dfa(pattern, nfa, start, max_states)
+    program = _build_dfa(pattern, nfa, start, max_states)
+    paths = _path_count(parsed, _FAST_MAX_PATHS)
+    if paths is not None:
+        try:
+            fast = re.compile(pattern, re.ASCII).search
+        except (re.error, ValueError):
+            return program
+        steps_per_char = paths * max(1, len(pattern))
+        program.enable_fast_path(fast, _FAST_STEP_BUDGET // steps_per_char, _has_dollar(parsed))
+    return program
+
+
+def _path_count(items: Any, limit: int) -> int | None:
+    """How many ways a backtracking matcher can walk the pattern from one start position; None
+    when unbounded (a `*`, `+`, `{n,}` or a large count) or above ``limit``."""
+    total = 1
+    for op, av in items:
+        name = _name(op)
+        count: int | None
+        if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN", "AT"):
+            count = 1
+        elif name == "BRANCH":
+            count = 0
+            for alt in av[1]:
+                sub = _path_count(alt, limit)
+                if sub is None:
+                    return None
+                count += sub
+        elif name == "SUBPATTERN":
+            count = _path_count(av[3], limit)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            low, high, sub_items = av
+            if high == _const.MAXREPEAT or high > _FAST_MAX_REPEAT:
+                return None
+            sub = _path_count(sub_items, limit)
+            if sub is None:
+                return None
+            count = sum(sub**k for k in range(low, high + 1))
+        else:
+            return None
+        if count is None:
+            return None
+        total *= count
+        if total > limit:
+            return None
+    return total
+
+
+def _has_dollar(items: Any) -> bool:
+    for op, av in items:
+        name = _name(op)
+        if name == "AT" and _name(av) == "AT_END":
+            return True
+        if name == "BRANCH" and any(_has_dollar(alt) for alt in av[1]):
+            return True
+        if name == "SUBPATTERN" and _has_dollar(av[3]):
+            return True
+        if name in ("MAX_REPEAT", "MIN_REPEAT") and _has_dollar(av[2]):
+            return True
+    return False
 
 
 def _closure(nfa: _NFA, seeds: Iterable[int], at_begin: bool, at_end: bool) -> frozenset[int]:
