@@ -7,7 +7,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from certgate.cli import admin
+from certgate.cli import admin, resources, serve
+from certgate.cli.resources import CommandParser
 from certgate.errors import CertGateError
 
 
@@ -16,25 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="certgate",
         description="Self-hostable mTLS client-certificate edge with an ESA-compatible control plane.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    admin.register(sub)
-    for module in _optional_modules():
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
+    for module in (admin, serve, resources):
         module.register(sub)
     return parser
-
-
-def _optional_modules() -> list[object]:
-    """Command groups that live in their own modules (registered when present)."""
-    import importlib
-
-    found = []
-    for name in ("certgate.cli.serve", "certgate.cli.resources"):
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""``certgate admin …``: operations on a data directory, no API involved."""
+"""``certgate admin …``: operations on a data directory, no API involved.
+
+Handlers import the storage stack lazily so that other commands start fast."""
 
 from __future__ import annotations
 
@@ -6,9 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from certgate import bootstrap
 from certgate.ids import AccountId
-from certgate.services import accounts
 from certgate.settings import ControlPlaneSettings
 
 
@@ -51,6 +51,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from certgate import bootstrap
     settings = _settings(args)
     ctx = bootstrap.initialize(settings)
     ctx.store.close()
@@ -59,6 +60,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_create_account(args: argparse.Namespace) -> int:
+    from certgate import bootstrap
+    from certgate.services import accounts
     ctx = bootstrap.initialize(_settings(args))
     try:
         new = accounts.create_account(ctx, args.name)
@@ -82,6 +85,8 @@ def cmd_create_account(args: argparse.Namespace) -> int:
 
 
 def cmd_create_access_key(args: argparse.Namespace) -> int:
+    from certgate import bootstrap
+    from certgate.services import accounts
     ctx = bootstrap.initialize(_settings(args))
     try:
         key_id, secret = accounts.create_access_key(ctx, AccountId(args.account_id))
@@ -95,6 +100,8 @@ def cmd_create_access_key(args: argparse.Namespace) -> int:
 
 
 def cmd_edge_ca(args: argparse.Namespace) -> int:
+    from certgate import bootstrap
+    from certgate.services import accounts
     ctx = bootstrap.initialize(_settings(args))
     try:
         authority = accounts.ensure_edge_authority(ctx)
@@ -105,6 +112,7 @@ def cmd_edge_ca(args: argparse.Namespace) -> int:
 
 
 def cmd_edge_token(args: argparse.Namespace) -> int:
+    from certgate import bootstrap
     settings = _settings(args)
     bootstrap.initialize(settings).store.close()
     print(bootstrap.ensure_edge_token(settings))
