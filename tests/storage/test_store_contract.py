@@ -489,6 +489,26 @@ def test_client_certificates_page_newest_first(world: World) -> None:
         assert tx.list_client_certificates(SiteId(77), offset=0, limit=5) == ([], 0)
 
 
+def test_every_page_of_the_certificate_list_is_the_right_slice(world: World) -> None:
+    """Pages from either end of the list (the SQL store walks from the nearer one)."""
+    certs = [
+        client_cert(i, world.alice.id, world.site_a.id, world.alice_ca.id, created=(i * 7) % 5)
+        for i in range(23)
+    ]
+    with world.store.transaction() as tx:
+        for c in certs:
+            tx.add_client_certificate(c)
+        tx.add_client_certificate(client_cert(99, world.bob.id, world.site_b.id, world.bob_ca.id))
+    expected = sorted(certs, key=lambda c: (c.created_at, c.id), reverse=True)
+    with world.store.transaction() as tx:
+        for offset in range(26):
+            for limit in (1, 5, 7, 100):
+                assert tx.list_client_certificates(world.site_a.id, offset=offset, limit=limit) == (
+                    expected[offset : offset + limit],
+                    23,
+                ), (offset, limit)
+
+
 def test_client_certificate_update_and_delete(world: World) -> None:
     cert = client_cert(1, world.alice.id, world.site_a.id, world.alice_ca.id)
     keep = client_cert(2, world.alice.id, world.site_a.id, world.alice_ca.id, created=5)
@@ -503,6 +523,8 @@ def test_client_certificate_update_and_delete(world: World) -> None:
         assert tx.list_client_certificates(world.site_a.id, offset=0, limit=10) == ([keep, revoked], 2)
         with pytest.raises(NotFound):
             tx.update_client_certificate(client_cert(3, world.alice.id, world.site_a.id, world.alice_ca.id))
+        with pytest.raises(NotFound):  # certificates never move between sites
+            tx.update_client_certificate(replace(revoked, site_id=world.site_b.id))
     with world.store.transaction() as tx:
         tx.delete_client_certificate(cert.id)
         tx.delete_client_certificate(cert.id)  # twice: no-op

@@ -10,7 +10,9 @@ and PostgreSQL adapters alike (``tests/storage/test_store_contract.py`` checks a
   ``NotFound(reason="storage.parent_not_found")``. On PostgreSQL the transaction cannot be used
   after that error: let it propagate (it is a bug in the caller, not a user error).
 - **Updates** (``update_*``, ``set_account_plan``) of a missing object raise
-  ``NotFound(reason="storage.not_found")``; **deletes** of a missing object do nothing.
+  ``NotFound(reason="storage.not_found")``; so does moving a client certificate to another
+  site (they never move; the per-site counts rely on it). **Deletes** of a missing object do
+  nothing.
 - **Dirty**: every mutating call except ``claim_nonce`` marks the transaction dirty, even if it
   turned out to change nothing; ``config_version()`` inside a dirty transaction already returns
   the number the commit will publish (committed + 1), so a snapshot built in the same

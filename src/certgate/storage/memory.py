@@ -434,7 +434,7 @@ class MemoryTransaction:
         s = self._write()
         cert = _utc(cert)
         old = s.client_certs.get(cert.id)
-        if old is None:
+        if old is None or old.site_id != cert.site_id:  # certificates never move between sites
             raise not_found("client certificate", cert.id)
         self._check_certificate_parents(s, cert)
         self._unsort(s.certs_by_site[old.site_id], (old.created_at, old.id))

@@ -751,8 +751,16 @@ class SQLTransaction:
 
     # -- client certificates ----------------------------------------------------------------------
 
+    def _count_certificates(self, site_id: SiteId, delta: int) -> None:
+        counts = t.client_certificate_counts
+        statement = self._insert_statement(counts).on_conflict_do_update(
+            index_elements=["site_id"], set_={"total": counts.c.total + delta}
+        )
+        self._read().execute(statement, {"site_id": site_id, "total": delta})
+
     def add_client_certificate(self, cert: ClientCertificate) -> None:
         self._add(t.client_certificates, client_certificate_values(cert), "client certificate", cert.id)
+        self._count_certificates(cert.site_id, 1)
 
     def get_client_certificate(
         self, account_id: AccountId, site_id: SiteId, cert_id: CertificateId
@@ -768,26 +776,45 @@ class SQLTransaction:
     def list_client_certificates(
         self, site_id: SiteId, *, offset: int, limit: int
     ) -> tuple[list[ClientCertificate], int]:
+        """Newest first. Two things keep a page of a 100,000-row list in milliseconds: the total
+        comes from ``client_certificate_counts``, and the offset is walked in the covering index
+        ``(site_id, created_at, id)`` alone (a deferred join fetches only the page's rows), from
+        whichever end of the list is nearer."""
         check_page(offset, limit)
+        conn = self._read()
+        counts = t.client_certificate_counts
+        total = conn.execute(select(counts.c.total).where(counts.c.site_id == site_id)).scalar() or 0
+        limit = min(limit, total - offset)
+        if limit <= 0:
+            return [], total
         c = t.client_certificates
-        rows = self._read().execute(
-            select(c)
-            .where(c.c.site_id == site_id)
-            .order_by(c.c.created_at.desc(), c.c.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return [_client_certificate(row) for row in rows], self._count(c, c.c.site_id == site_id)
+        newest_first = (c.c.created_at.desc(), c.c.id.desc())
+        if offset <= total // 2:
+            keys = select(c.c.id).where(c.c.site_id == site_id).order_by(*newest_first).offset(offset)
+        else:  # walk from the oldest end: the same rows, found in fewer steps
+            keys = (
+                select(c.c.id)
+                .where(c.c.site_id == site_id)
+                .order_by(c.c.created_at, c.c.id)
+                .offset(total - offset - limit)
+            )
+        page = keys.limit(limit).subquery()
+        rows = conn.execute(select(c).join(page, c.c.id == page.c.id).order_by(*newest_first))
+        return [_client_certificate(row) for row in rows], total
 
     def update_client_certificate(self, cert: ClientCertificate) -> None:
+        """Certificates never move between sites: the stored one must have ``cert.site_id``."""
         c = t.client_certificates
         values = client_certificate_values(cert)
-        del values["id"]
-        self._update(c, c.c.id == cert.id, values, "client certificate", cert.id)
+        del values["id"], values["site_id"]
+        where = (c.c.id == cert.id) & (c.c.site_id == cert.site_id)
+        self._update(c, where, values, "client certificate", cert.id)
 
     def delete_client_certificate(self, cert_id: CertificateId) -> None:
         c = t.client_certificates
-        self._write().execute(delete(c).where(c.c.id == cert_id))
+        site_id = self._write().execute(delete(c).where(c.c.id == cert_id).returning(c.c.site_id)).scalar()
+        if site_id is not None:
+            self._count_certificates(SiteId(site_id), -1)
 
     def add_revoked_serial(self, entry: RevokedSerial) -> None:
         values = {
