@@ -281,6 +281,7 @@ class _Builder:
         self.anchors_by_pem: dict[str, x509.Certificate | None] = {}
         self.trust_sets: dict[bytes, TrustSet] = {}
         self.slots: dict[bytes, _ContextSlot] = {}
+        self.trust_by_ids: dict[frozenset[str], TrustSet] = {}
         self.checks: dict[bytes, str] = {}
         self.compiled: dict[str, _Compiled] = {}
 
@@ -350,9 +351,18 @@ class _Builder:
         return certificate
 
     def _trust_set(self, policy: HostPolicy, anchors: Mapping[str, x509.Certificate | None]) -> TrustSet:
+        bound = frozenset(policy.trust)
+        trust = self.trust_by_ids.get(bound)  # most hostnames share a few trust sets
+        if trust is None:
+            trust = self.trust_by_ids[bound] = self._new_trust_set(bound, anchors)
+        return trust
+
+    def _new_trust_set(
+        self, bound: frozenset[str], anchors: Mapping[str, x509.Certificate | None]
+    ) -> TrustSet:
         usable = sorted(
             (aid, cert.public_bytes(serialization.Encoding.DER), cert)
-            for aid in set(policy.trust)
+            for aid in bound
             if (cert := anchors.get(aid)) is not None
         )
         digest = hashlib.sha256()
@@ -386,6 +396,12 @@ class _Builder:
             if self.old_revoked_sources.get(aid) == listed and aid in self.old_revoked:
                 revoked[aid] = self.old_revoked[aid]
                 continue
+            try:  # fast path: the control plane writes plain hex
+                revoked[aid] = frozenset(int(text, 16) for text in listed if len(text) <= 64)
+                if len(revoked[aid]) == len(set(listed)):
+                    continue
+            except ValueError:
+                pass
             serials: set[int] = set()
             for text in listed:
                 try:
