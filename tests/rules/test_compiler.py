@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from certgate.rules import (
     BOOL,
@@ -78,3 +80,77 @@ def test_concat_of_arrays_and_len_of_non_ascii() -> None:
     assert compile_filter(parse("len(http.host) eq 10")).execute(ctx)  # é is two UTF-8 bytes
     missing = compile_filter(parse('len(concat(http.request.headers["a"], http.request.headers["zz"])) ge 0'))
     assert missing.execute(ctx) is False
+
+
+def test_filter_set_agrees_with_single_filters() -> None:
+    from certgate.rules import compile_filters
+
+    from .test_api import CASES, CONTEXTS
+
+    asts = [parse(text) for text, _, _ in CASES]
+    filter_set = compile_filters(asts)
+    singles = [compile_filter(a) for a in asts]
+    assert len(filter_set) == len(CASES)
+    for values in CONTEXTS:
+        expected = [i for i, f in enumerate(singles) if f.execute(EDGE_SCHEME.context_from_values(values))]
+        assert filter_set.matching(EDGE_SCHEME.context_from_values(values)) == expected
+        ctx = EDGE_SCHEME.context_from_values(values)
+        first = filter_set.first_match(ctx, 0)
+        assert first == (expected[0] if expected else -1)
+        if expected:
+            assert filter_set.first_match(ctx, expected[-1] + 1) == -1
+
+
+def test_filter_set_is_lazy_and_checks_its_inputs() -> None:
+    from certgate.rules import compile_filters
+
+    calls: list[str] = []
+
+    def getter(name: str) -> object:
+        calls.append(name)
+        return {"http.host": "a", "ssl": True}.get(name)
+
+    rules = compile_filters([parse('http.host eq "a"'), parse('http.user_agent contains "x"'), parse("ssl")])
+    assert rules.first_match(EDGE_SCHEME.context(getter)) == 0
+    assert calls == ["http.host"]
+    assert rules.first_match(EDGE_SCHEME.context(getter), 1) == 2
+    other = SchemeBuilder().add_field("ssl", BOOL).build()
+    with pytest.raises(SchemeMismatchError):
+        compile_filters([parse("ssl"), parse("ssl", other)])
+    with pytest.raises(ValueError):
+        compile_filters([])
+
+
+@settings(max_examples=150, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(st.ip_addresses(v=4), st.integers(min_value=16, max_value=32))
+        | st.tuples(st.ip_addresses(v=6), st.integers(min_value=64, max_value=128)),
+        min_size=1,
+        max_size=10,
+    ),
+    st.ip_addresses(v=4) | st.ip_addresses(v=6),
+)
+def test_inlined_ip_sets_agree_with_ipset(nets: list[tuple[object, int]], probe: object) -> None:
+    import ipaddress
+
+    from certgate.rules.matchers import IPSet
+
+    networks = [ipaddress.ip_network(f"{a}/{p}", strict=False) for a, p in nets]
+    text = "ip.src in {" + " ".join(str(n) for n in networks) + "}"
+    flt = compile_filter(parse(text))
+    expected = probe in IPSet(networks=networks)  # type: ignore[operator]
+    assert flt.execute(EDGE_SCHEME.context_from_values({"ip.src": probe})) is expected
+
+
+@settings(max_examples=200, derandomize=True, database=None)
+@given(st.text(alphabet="aB*.", max_size=6), st.text(alphabet="abAB.", max_size=8), st.booleans())
+def test_inlined_wildcards_agree_with_the_matcher(pattern: str, text: str, strict: bool) -> None:
+    from certgate.rules.matchers import Wildcard
+
+    if "**" in pattern:
+        return
+    op = "strict wildcard" if strict else "wildcard"
+    flt = compile_filter(parse(f"http.host {op} {nodes.quote_string(pattern)}"))
+    expected = Wildcard(pattern, case_sensitive=strict, max_stars=32).match(text)
+    assert flt.execute(EDGE_SCHEME.context_from_values({"http.host": text})) is expected

@@ -4,6 +4,8 @@
     flt = compile_filter(ast)                 # flt.fields: canonical field names it reads
     ctx = EDGE_SCHEME.context(getter)         # getter(name) runs lazily, once per field
     flt.execute(ctx)                          # -> bool
+    rules = compile_filters([ast1, ast2, ...])  # many filters in one function (the edge's list)
+    rules.first_match(ctx, start=0)           # -> index of the first match at/after start, or -1
 
 A value the getter returns as ``None`` is *missing*: every comparison on it is false (also
 ``ne``), ``not`` of such a comparison is true, and ``any``/``all`` over it are false.
@@ -14,7 +16,7 @@ Pure: imports only the standard library. Used by the control plane (validation) 
 from __future__ import annotations
 
 from certgate.rules.ast import FilterAST
-from certgate.rules.compiler import Filter, compile_filter
+from certgate.rules.compiler import Filter, FilterSet, compile_filter, compile_filters
 from certgate.rules.context import ExecutionContext
 from certgate.rules.edge_scheme import EDGE_SCHEME, build_edge_scheme
 from certgate.rules.errors import (
@@ -53,6 +55,7 @@ __all__ = [
     "FieldValueError",
     "Filter",
     "FilterAST",
+    "FilterSet",
     "ParserSettings",
     "RuleError",
     "RuleParseError",
@@ -64,6 +67,7 @@ __all__ = [
     "array_of",
     "build_edge_scheme",
     "compile_filter",
+    "compile_filters",
     "map_of",
     "parse",
     "validate",

@@ -24,7 +24,7 @@ class _LazyValues(dict[str, object]):
     __slots__ = ("_getter", "_types")
 
     def __init__(self, getter: Callable[[str], object], types: Mapping[str, Type]) -> None:
-        super().__init__()
+        # No super().__init__(): the dict starts empty, and this runs once per request.
         self._getter = getter
         self._types = types
 
