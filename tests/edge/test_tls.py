@@ -302,6 +302,23 @@ def test_client_sent_intermediates_are_exposed(edge: Edge, pki: PKI, version: ss
     assert intermediates == (custom.chain[1].public_bytes(DER),)
 
 
+def test_client_chains_drop_leaf_copies_and_are_capped(edge: Edge, pki: PKI) -> None:
+    custom = pki.clients["custom"]
+    padding = tuple(pki.clients["untrusted"].chain[0] for _ in range(3)) + (pki.custom_root,) * 9
+    long_chain = Client((*custom.chain, custom.chain[0], *padding), custom.key)
+    server, _ = memory_handshake(
+        edge.router.listening_context, client_context(ssl.TLSVersion.TLSv1_3, long_chain), "both.example.com"
+    )
+    leaf, intermediates = peer_certificates(server)
+    assert leaf == custom.leaf_der
+    assert len(intermediates) == tls.MAX_CLIENT_INTERMEDIATES and leaf not in intermediates
+    assert intermediates[0] == custom.chain[1].public_bytes(DER)
+    auth = edge.authenticator.authenticate(
+        edge.state, edge.state.hosts["both.example.com"], leaf, intermediates, now=NOW
+    )
+    assert auth.cert_status == "valid"
+
+
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
 def test_plain_hostname_sends_no_certificate_request(edge: Edge, pki: PKI, version: ssl.TLSVersion) -> None:
     ctx = client_context(version, pki.clients["valid"])

@@ -304,7 +304,7 @@ def peer_certificates(connection: SSLConnection) -> tuple[bytes | None, tuple[by
     # Server side, CPython puts the peer certificate first; the rest is what the client sent.
     if chain and chain[0] == leaf:
         chain = chain[1:]
-    return leaf, tuple(der for der in chain[:MAX_CLIENT_INTERMEDIATES] if der != leaf)
+    return leaf, tuple(der for der in chain if der != leaf)[:MAX_CLIENT_INTERMEDIATES]
 
 
 # ----------------------------------------------------------------------------------------------
