@@ -30,6 +30,9 @@ from certgate.edge.tls import TLSContextFactory
 from certgate.pki.authority import CertificateAuthority, create_certificate_authority
 from certgate.pki.keys import KeyType, private_key_to_pem
 from certgate.pki.pem import certificate_to_pem
+from certgate.rules import EDGE_SCHEME, compile_filter, parse
+from certgate.rules.edge_scheme import CERT_STATUSES as SCHEME_STATUSES
+from certgate.rules.edge_scheme import CLIENT_AUTH_PREFIX
 from certgate.snapshot.format import (
     EdgeTLSCertificate,
     HostPolicy,
@@ -437,3 +440,24 @@ def test_repeated_verdicts_are_shared_objects(pki: PKI, factory: TLSContextFacto
     authenticator = ClientAuthenticator()
     first = judge(authenticator, state, "managed.example.com", pki.chains["valid"])
     assert judge(authenticator, state, "managed.example.com", pki.chains["valid"]) is first
+
+
+def test_every_scheme_field_is_answered_with_its_type(pki: PKI, factory: TLSContextFactory) -> None:
+    # The rule language's list of tls.client_auth.* fields is the contract this module serves.
+    assert CERT_STATUSES == SCHEME_STATUSES
+    fields = [f.name for f in EDGE_SCHEME.fields if f.name.startswith(CLIENT_AUTH_PREFIX)]
+    assert {name.removeprefix(CLIENT_AUTH_PREFIX) for name in fields} <= set(ClientAuth.__dataclass_fields__)
+    state = build(pki, factory)
+    auth = judge(ClientAuthenticator(), state, "managed.example.com", pki.chains["valid"])
+    rule = compile_filter(
+        parse(
+            'cf.tls_client_auth.cert_verified and tls.client_auth.cert_status eq "valid" '
+            'and tls.client_auth.cert_subject_dn eq "CN=device-1" and tls.client_auth.cert_not_after gt 0 '
+            f'and tls.client_auth.cert_serial eq "{auth.cert_serial}" and not tls.client_auth.cert_revoked',
+            EDGE_SCHEME,
+        )
+    )
+    context = EDGE_SCHEME.context(lambda name: getattr(auth, name.removeprefix(CLIENT_AUTH_PREFIX)))
+    assert rule.execute(context)
+    for name in fields:  # every field type-checks (the context raises FieldValueError otherwise)
+        context.get(name)
