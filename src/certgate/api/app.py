@@ -35,7 +35,7 @@ from certgate.api.edge_sync import (
     snapshot_response,
 )
 from certgate.api.errors import RequestError, error_body, invalid_parameter, reply_for
-from certgate.api.registry import API_VERSION, REGISTRY, Call, Registry
+from certgate.api.registry import API_VERSION, REGISTRY, Action, Call, Registry
 from certgate.api.wire import Params, decode_params
 from certgate.ids import new_request_id
 from certgate.services.context import ServiceContext
@@ -173,10 +173,9 @@ class RPCEndpoint:
                 body=body,
                 params=raw,
             )
-            caller = await run_in_threadpool(self._auth.authenticate, signed)
-            params = Params(decode_params(action.params, raw))
             mutating = action.mutates
-            result = await run_in_threadpool(action.handler, Call(self._ctx, caller.account, params))
+            # One hop to a worker thread for everything that touches the store.
+            result = await run_in_threadpool(self._serve, signed, action, raw)
             return json_response(
                 {"RequestId": request_id, **result}, headers={"x-acs-request-id": request_id}
             )
@@ -186,6 +185,11 @@ class RPCEndpoint:
             if mutating:
                 # Also after a failure: a multi-step use case may have committed part of its work.
                 self._watcher.notify()
+
+    def _serve(self, signed: SignedRequest, action: Action, raw: Mapping[str, str]) -> dict[str, Any]:
+        caller = self._auth.authenticate(signed)
+        params = Params(decode_params(action.params, raw))
+        return action.handler(Call(self._ctx, caller.account, params))
 
 
 class SnapshotEndpoint:

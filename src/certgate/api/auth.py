@@ -20,6 +20,8 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -35,6 +37,7 @@ V2_METHOD: Final = "HMAC-SHA1"
 EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 DATE_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 MAX_NONCE_LENGTH: Final = 128
+MAX_CACHED_KEYS: Final = 10_000
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _NONCE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}$")
@@ -234,11 +237,36 @@ def parse_authorization(value: str) -> tuple[str, str, list[str], str]:
 
 class Authenticator:
     """Verifies signed requests against the store's access keys and nonces. Thread-safe; calls
-    the store, so run it off the event loop."""
+    the store, so run it off the event loop.
 
-    def __init__(self, ctx: ServiceContext, *, window_seconds: int) -> None:
+    A resolved access key (account and secret) is reused for ``key_cache_seconds`` (monotonic
+    time): it saves a database round trip and a decryption per request, at the price that a
+    key disabled in the database keeps working that long on a replica that saw it recently.
+    Unknown keys are never cached. ``0`` turns the cache off.
+    """
+
+    def __init__(self, ctx: ServiceContext, *, window_seconds: int, key_cache_seconds: float = 5.0) -> None:
         self._ctx = ctx
         self._window = dt.timedelta(seconds=window_seconds)
+        self._key_ttl = key_cache_seconds
+        self._keys: dict[str, tuple[float, Account, str]] = {}
+        self._keys_lock = threading.Lock()
+
+    def _resolve(self, key_id: str) -> tuple[Account, str]:
+        if self._key_ttl <= 0:
+            return resolve_access_key(self._ctx, key_id)
+        now = time.monotonic()
+        cached = self._keys.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        account, secret = resolve_access_key(self._ctx, key_id)
+        with self._keys_lock:
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys = {k: v for k, v in self._keys.items() if v[0] > now}
+                if len(self._keys) >= MAX_CACHED_KEYS:
+                    self._keys.clear()
+            self._keys[key_id] = (now + self._key_ttl, account, secret)
+        return account, secret
 
     def authenticate(self, request: SignedRequest) -> Caller:
         authorization = request.header("authorization")
@@ -260,7 +288,7 @@ class Authenticator:
         assert date_header is not None and nonce is not None and payload is not None
         when = self._check_date(date_header, "x-acs-date")
         self._check_nonce_shape(nonce)
-        account, secret = resolve_access_key(self._ctx, key_id)
+        account, secret = self._resolve(key_id)
         sts = acs3_string_to_sign(
             request.method, request.path, request.query, request.headers, signed, payload
         )
@@ -287,7 +315,7 @@ class Authenticator:
         nonce = params["SignatureNonce"]
         self._check_nonce_shape(nonce)
         key_id = params["AccessKeyId"]
-        account, secret = resolve_access_key(self._ctx, key_id)
+        account, secret = self._resolve(key_id)
         expected = v2_signature(secret, v2_string_to_sign(request.method, params))
         if not hmac.compare_digest(expected.encode(), params["Signature"].encode("utf-8", "replace")):
             raise _fail(

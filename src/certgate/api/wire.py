@@ -257,14 +257,23 @@ def _check_value(fd: Field, value: object, where: str) -> list[str]:
 # -- time formats ------------------------------------------------------------------------------
 
 
+# f-strings rather than strftime: a page of 100 certificates formats 400 times.
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
+
+
 def iso_z(when: dt.datetime) -> str:
     """``2023-12-01T02:12:49Z``: Create/Upload responses, sites, records, WAF UpdateTime."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = _utc(when)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def esa_time(when: dt.datetime) -> str:
     """``2024-06-24 07:48:51`` (UTC): certificate Get/List results."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    u = _utc(when)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}"
 
 
 @dataclass(frozen=True, slots=True)
