@@ -4,6 +4,7 @@ request can be wrong (our own signer builds it, then the test breaks one thing).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from typing import Any
 
@@ -11,7 +12,10 @@ import httpx
 import pytest
 from alibabacloud_esa20240910 import models as esa
 
-from certgate.api.auth import sign_v2
+from certgate.api import auth as auth_module
+from certgate.api.auth import Authenticator, SignedRequest, sign_acs3, sign_v2
+from certgate.errors import Unauthenticated
+from certgate.services import accounts
 
 LIST = "ListClientCertificates"
 
@@ -61,8 +65,6 @@ def test_tampered_body(api: Any) -> None:
 
 
 def test_tampered_body_with_recomputed_digest(api: Any) -> None:
-    import hashlib
-
     form = [("PkeyType", "ECDSA"), ("ValidityDays", "30")]
     body = b"PkeyType=ECDSA&ValidityDays=30"
     response = api.raw(
@@ -126,8 +128,6 @@ def test_required_header_left_unsigned(api: Any, header: str) -> None:
     query, form = list_query(api), [("PkeyType", "ECDSA"), ("ValidityDays", "30")]
     signed = api.raw("CreateClientCertificate", query=query, form=form, nonce="probe-" + secrets.token_hex(8))
     assert signed.status_code == 200  # the same request, fully signed, is fine
-    from certgate.api.auth import sign_acs3
-
     body = str(httpx.QueryParams(form)).encode()
     headers = sign_acs3(
         method="POST",
@@ -174,8 +174,6 @@ def test_replayed_nonce(api: Any) -> None:
 
 
 def test_exact_replay_of_captured_request(api: Any) -> None:
-    from certgate.api.auth import sign_acs3
-
     query = list_query(api)
     headers = sign_acs3(
         method="GET",
@@ -293,3 +291,50 @@ def test_raw_v2(api: Any) -> None:
     assert code_of(_v2(api, drop="SignatureNonce")) == ("MissingSignatureNonce", 400)
     assert code_of(_v2(api, drop="Timestamp")) == ("MissingTimestamp", 400)
     assert code_of(_v2(api, tamper={"SignatureMethod": "HMAC-MD5"})) == ("IncompleteSignature", 400)
+
+
+# -- access-key cache ----------------------------------------------------------------------------
+
+
+def _signed(api: Any, nonce: str, key_id: str | None = None) -> SignedRequest:
+    query = list_query(api)
+    headers = sign_acs3(
+        method="GET", host="h", action=LIST, query=query, body=b"", access_key_id=key_id or api.alice.key_id,
+        secret=api.alice.secret, date=api.clock.now(), nonce=nonce,
+    )  # fmt: skip
+    return SignedRequest("GET", "/", query, {k: [v] for k, v in headers.items()}, b"", dict(query))
+
+
+@pytest.mark.parametrize("ttl, lookups", [(5.0, 1), (0, 3)])
+def test_access_keys_are_cached_briefly(
+    api: Any, monkeypatch: pytest.MonkeyPatch, ttl: float, lookups: int
+) -> None:
+    calls: list[str] = []
+
+    def counting(ctx: Any, key_id: str) -> Any:
+        calls.append(key_id)
+        return accounts.resolve_access_key(ctx, key_id)
+
+    monkeypatch.setattr(auth_module, "resolve_access_key", counting)
+    authenticator = Authenticator(api.ctx, window_seconds=900, key_cache_seconds=ttl)
+    for _ in range(3):
+        assert (
+            authenticator.authenticate(_signed(api, secrets.token_hex(8))).account.id == api.alice.account_id
+        )
+    assert len(calls) == lookups
+
+
+def test_unknown_keys_are_not_cached(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting(ctx: Any, key_id: str) -> Any:
+        calls.append(key_id)
+        return accounts.resolve_access_key(ctx, key_id)
+
+    monkeypatch.setattr(auth_module, "resolve_access_key", counting)
+    authenticator = Authenticator(api.ctx, window_seconds=900)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated) as info:
+            authenticator.authenticate(_signed(api, secrets.token_hex(8), key_id="LTAIunknown"))
+        assert info.value.reason == "auth.unknown_key"
+    assert len(calls) == 2
