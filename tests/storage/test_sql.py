@@ -68,10 +68,17 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(sqlite_url
             conn.rollback()
     finally:
         store.close()
-    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 7000, "synchronous": 1}
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 7000, "synchronous": 2}
 
 
-def test_sqlite_synchronous_is_checked(sqlite_url: str) -> None:
+def test_sqlite_synchronous_can_be_relaxed_but_is_checked(sqlite_url: str) -> None:
+    store = SQLStore(sqlite_url, sqlite_synchronous="normal")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar_one() == 1
+            conn.rollback()
+    finally:
+        store.close()
     with pytest.raises(InvalidArgument):
         SQLStore(sqlite_url, sqlite_synchronous="SOMETIMES")
 
@@ -122,7 +129,7 @@ def test_a_writer_that_cannot_get_the_lock_in_time_fails_instead_of_hanging(sql_
         started = time.monotonic()
         with pytest.raises(OperationalError), waiter.transaction():
             pass
-        assert 0.2 < time.monotonic() - started < 5
+        assert 0.2 < time.monotonic() - started < 20  # waited for the lock, then gave up
         assert waiter.current_version() == 0  # reading the version never waits for the writer
     finally:
         release.set()

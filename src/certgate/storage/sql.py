@@ -180,7 +180,7 @@ class SQLStore:
         url: str,
         *,
         lock_timeout: float = 30.0,
-        sqlite_synchronous: str = "NORMAL",
+        sqlite_synchronous: str = "FULL",
         pool_size: int = 5,
         migrate: bool = True,
     ) -> None:
