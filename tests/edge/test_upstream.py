@@ -311,7 +311,7 @@ def test_https_origin(run: Run, tmp_path: Path) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         seen_sni: list[str | None] = []
-        ctx.sni_callback = lambda obj, name, c: seen_sni.append(name)  # type: ignore[assignment,func-returns-value]
+        ctx.sni_callback = lambda obj, name, c: seen_sni.append(name)
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:

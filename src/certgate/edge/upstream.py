@@ -228,6 +228,11 @@ class OriginConnection(asyncio.Protocol):
         if listener is None or was != _ACTIVE:
             return
         if exc is None:
+            if self.reader.head is None and not self.reader.done:
+                # Closed before a response head: a reset, whether by FIN or RST (a pooled
+                # connection the origin dropped looks exactly like this).
+                listener.origin_failed(self, OriginError("reset", "origin closed the connection"))
+                return
             events = self.reader.feed_eof()
             if events:
                 listener.origin_events(self, events)
