@@ -45,11 +45,19 @@ def populate(ctx: ServiceContext, clock: FixedClock) -> World:
     a = accounts.create_account(ctx, "alice")
     b = accounts.create_account(ctx, "bob")
     site_a = sites.create_site(
-        ctx, a.account.id, name="example.com", access_type="NS", coverage="global",
+        ctx,
+        a.account.id,
+        name="example.com",
+        access_type="NS",
+        coverage="global",
         instance_id=a.account.instance_id,
     )
     site_b = sites.create_site(
-        ctx, b.account.id, name="other.org", access_type="NS", coverage="global",
+        ctx,
+        b.account.id,
+        name="other.org",
+        access_type="NS",
+        coverage="global",
         instance_id=b.account.instance_id,
     )
     for name in ("api.example.com", "www.example.com"):
@@ -57,7 +65,13 @@ def populate(ctx: ServiceContext, clock: FixedClock) -> World:
             ctx, a.account.id, site_a.id, name=name, rtype="A/AAAA", ttl=1, value="127.0.0.1", proxied=True
         )
     sites.create_record(
-        ctx, b.account.id, site_b.id, name="api.other.org", rtype="A/AAAA", ttl=1, value="127.0.0.1",
+        ctx,
+        b.account.id,
+        site_b.id,
+        name="api.other.org",
+        rtype="A/AAAA",
+        ttl=1,
+        value="127.0.0.1",
         proxied=True,
     )
     return World(ctx, clock, a.account.id, site_a.id, b.account.id, site_b.id)

@@ -46,10 +46,29 @@ def sha1_ca() -> str:
     """cryptography refuses to sign with SHA-1, so the openssl CLI makes this one."""
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-sha1",
-             "-nodes", "-subj", "/CN=Legacy SHA-1 Root", "-days", "365", "-keyout", f"{tmp}/k.pem",
-             "-out", f"{tmp}/c.pem", "-addext", "basicConstraints=critical,CA:TRUE"],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-sha1",
+                "-nodes",
+                "-subj",
+                "/CN=Legacy SHA-1 Root",
+                "-days",
+                "365",
+                "-keyout",
+                f"{tmp}/k.pem",
+                "-out",
+                f"{tmp}/c.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+            ],
+            check=True,
+            capture_output=True,
         )
         return Path(tmp, "c.pem").read_text()
 

@@ -60,7 +60,9 @@ def test_csr_path_returns_no_key_and_keeps_subject(world) -> None:
 @pytest.mark.parametrize("days,ok", [(0, False), (1, True), (3650, True), (3651, False)])
 def test_validity_bounds(world, days: int, ok: bool) -> None:
     if ok:
-        certs.issue_client_certificate(world.ctx, world.account, world.site, validity_days=days, key_type="ECDSA")
+        certs.issue_client_certificate(
+            world.ctx, world.account, world.site, validity_days=days, key_type="ECDSA"
+        )
     else:
         with pytest.raises(InvalidArgument) as err:
             certs.issue_client_certificate(
@@ -94,12 +96,17 @@ def _bad_csr_cases() -> list[tuple[str, str]]:
         + "-----END CERTIFICATE REQUEST-----\n"
     )
     return [
-        ("-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----\n", "csr.malformed"),
+        (
+            "-----BEGIN CERTIFICATE REQUEST-----\nnot base64!\n-----END CERTIFICATE REQUEST-----\n",
+            "csr.malformed",
+        ),
         (tampered, "csr.bad_signature"),
         (_csr(rsa1024), "key.rsa_too_small"),
         (_csr(k1), "key.unsupported_curve"),
-        ("-----BEGIN CERTIFICATE REQUEST-----\n" + "A" * 70_000 + "\n-----END CERTIFICATE REQUEST-----\n",
-         "csr.too_large"),
+        (
+            "-----BEGIN CERTIFICATE REQUEST-----\n" + "A" * 70_000 + "\n-----END CERTIFICATE REQUEST-----\n",
+            "csr.too_large",
+        ),
     ]
 
 
@@ -108,7 +115,9 @@ def test_bad_csrs_are_refused_with_distinct_reasons_and_change_nothing(world) ->
     reasons = []
     for pem, reason in _bad_csr_cases():
         with pytest.raises(InvalidArgument) as err:
-            certs.issue_client_certificate(world.ctx, world.account, world.site, validity_days=30, csr_pem=pem)
+            certs.issue_client_certificate(
+                world.ctx, world.account, world.site, validity_days=30, csr_pem=pem
+            )
         assert err.value.reason == reason, (reason, err.value)
         reasons.append(err.value.reason)
     assert len(set(reasons)) == len(reasons)
@@ -117,10 +126,15 @@ def test_bad_csrs_are_refused_with_distinct_reasons_and_change_nothing(world) ->
 
 
 def test_certificate_where_a_csr_is_expected(world) -> None:
-    issued = certs.issue_client_certificate(world.ctx, world.account, world.site, validity_days=30, key_type="ECDSA")
+    issued = certs.issue_client_certificate(
+        world.ctx, world.account, world.site, validity_days=30, key_type="ECDSA"
+    )
     with pytest.raises(InvalidArgument) as err:
         certs.issue_client_certificate(
-            world.ctx, world.account, world.site, validity_days=30,
+            world.ctx,
+            world.account,
+            world.site,
+            validity_days=30,
             csr_pem=issued.certificate.cert.certificate_pem,
         )
     assert err.value.reason == "csr.is_certificate"
@@ -169,7 +183,9 @@ def test_other_accounts_ids_look_missing(world) -> None:
         with pytest.raises(NotFound):
             fn(ctx, world.other_account, world.other_site, cid)
     with pytest.raises(NotFound):
-        certs.issue_client_certificate(ctx, world.other_account, world.site, validity_days=30, key_type="ECDSA")
+        certs.issue_client_certificate(
+            ctx, world.other_account, world.site, validity_days=30, key_type="ECDSA"
+        )
     with pytest.raises(NotFound):
         certs.get_client_certificate(ctx, world.account, world.site, CertificateId("0" * 32))
 
@@ -201,7 +217,11 @@ def test_generated_private_key_is_never_stored(tmp_path: Path) -> None:
     try:
         new = accounts.create_account(ctx, "alice")
         site = sites.create_site(
-            ctx, new.account.id, name="example.com", access_type="NS", coverage="global",
+            ctx,
+            new.account.id,
+            name="example.com",
+            access_type="NS",
+            coverage="global",
             instance_id=new.account.instance_id,
         )
         keys = []

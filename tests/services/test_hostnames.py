@@ -56,7 +56,9 @@ def test_any_text_normalizes_or_raises_invalid_argument(raw: str) -> None:
 
 
 def test_site_list_folds_duplicates_and_refuses_foreign_or_too_many() -> None:
-    assert normalize_site_hostnames(["A.example.com", "a.example.com", "example.com"], "example.com", limit=50) == (
+    assert normalize_site_hostnames(
+        ["A.example.com", "a.example.com", "example.com"], "example.com", limit=50
+    ) == (
         "a.example.com",
         "example.com",
     )
@@ -73,7 +75,9 @@ def test_site_list_folds_duplicates_and_refuses_foreign_or_too_many() -> None:
 
 def test_binding_managed_ca_replaces_and_clears(world) -> None:
     ctx = world.ctx
-    _, binding = cas.set_hostnames(ctx, world.account, world.site, None, ["api.example.com", "www.example.com"])
+    _, binding = cas.set_hostnames(
+        ctx, world.account, world.site, None, ["api.example.com", "www.example.com"]
+    )
     assert binding.hostnames == ("api.example.com", "www.example.com")
     _, binding = cas.set_hostnames(ctx, world.account, world.site, None, ["api.example.com"])
     assert cas.get_hostnames(ctx, world.account, world.site, None)[1].hostnames == ("api.example.com",)

@@ -17,12 +17,24 @@ def test_snapshot_reflects_bindings_revocations_and_rules(world) -> None:
     assert set(snap.hosts) == {"api.example.com", "www.example.com", "api.other.org"}
     assert not snap.hosts["api.example.com"].mtls
     _, binding = cas.set_hostnames(ctx, world.account, world.site, None, ["api.example.com"])
-    issued = certs.issue_client_certificate(ctx, world.account, world.site, validity_days=30, key_type="ECDSA")
+    issued = certs.issue_client_certificate(
+        ctx, world.account, world.site, validity_days=30, key_type="ECDSA"
+    )
     certs.revoke_client_certificate(ctx, world.account, world.site, issued.certificate.id)
-    svc.create_waf_rule(ctx, world.account, world.site, phase="http_custom",
-                        data=svc.WafRuleInput(name="mtls", expression=SEED_RULE, action="deny"))
-    svc.create_waf_rule(ctx, world.account, world.site, phase="http_custom",
-                        data=svc.WafRuleInput(name="off", expression="ssl", action="deny", status="off"))
+    svc.create_waf_rule(
+        ctx,
+        world.account,
+        world.site,
+        phase="http_custom",
+        data=svc.WafRuleInput(name="mtls", expression=SEED_RULE, action="deny"),
+    )
+    svc.create_waf_rule(
+        ctx,
+        world.account,
+        world.site,
+        phase="http_custom",
+        data=svc.WafRuleInput(name="off", expression="ssl", action="deny", status="off"),
+    )
     snap = build_current_snapshot(ctx)
     host = snap.hosts["api.example.com"]
     assert host.trust == (binding.ca_id,)

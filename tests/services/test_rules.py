@@ -16,12 +16,18 @@ SEED_RULE = '(http.host eq "api.example.com" and not tls.client_auth.cert_verifi
 def test_create_get_list_update_delete(world) -> None:
     ctx = world.ctx
     rule = svc.create_waf_rule(
-        ctx, world.account, world.site, phase="http_custom",
+        ctx,
+        world.account,
+        world.site,
+        phase="http_custom",
         data=svc.WafRuleInput(name="mtls", expression=SEED_RULE, action="deny"),
     )
     assert rule.status is RuleStatus.ON and rule.action is RuleAction.DENY and rule.position == 1
     second = svc.create_waf_rule(
-        ctx, world.account, world.site, phase="http_custom",
+        ctx,
+        world.account,
+        world.site,
+        phase="http_custom",
         data=svc.WafRuleInput(name="watch", expression="ssl", action="monitor", status="off"),
     )
     assert second.position == 2 and second.ruleset_id == rule.ruleset_id
@@ -39,16 +45,30 @@ def test_create_get_list_update_delete(world) -> None:
 @pytest.mark.parametrize(
     "phase,data,reason",
     [
-        ("http_custom", svc.WafRuleInput(name="x", expression="http.host eq", action="deny"), "rule.parse_error"),
-        ("http_custom", svc.WafRuleInput(name="x", expression="no.such.field", action="deny"), "rule.parse_error"),
-        ("http_custom", svc.WafRuleInput(name="x", expression="ssl", action="captcha"), "waf.action_unsupported"),
+        (
+            "http_custom",
+            svc.WafRuleInput(name="x", expression="http.host eq", action="deny"),
+            "rule.parse_error",
+        ),
+        (
+            "http_custom",
+            svc.WafRuleInput(name="x", expression="no.such.field", action="deny"),
+            "rule.parse_error",
+        ),
+        (
+            "http_custom",
+            svc.WafRuleInput(name="x", expression="ssl", action="captcha"),
+            "waf.action_unsupported",
+        ),
         ("http_custom", svc.WafRuleInput(name="x", expression="ssl", action="allow"), "waf.action"),
         ("http_custom", svc.WafRuleInput(name="x", action="deny"), "waf.expression"),
         ("http_bot", svc.WafRuleInput(name="x", expression="ssl", action="deny"), "waf.phase_unsupported"),
         ("nope", svc.WafRuleInput(name="x", expression="ssl", action="deny"), "waf.phase"),
     ],
 )
-def test_bad_rules_are_refused_and_change_nothing(world, phase: str, data: svc.WafRuleInput, reason: str) -> None:
+def test_bad_rules_are_refused_and_change_nothing(
+    world, phase: str, data: svc.WafRuleInput, reason: str
+) -> None:
     version = world.ctx.store.current_version()
     with pytest.raises(InvalidArgument) as err:
         svc.create_waf_rule(world.ctx, world.account, world.site, phase=phase, data=data)
@@ -59,7 +79,10 @@ def test_bad_rules_are_refused_and_change_nothing(world, phase: str, data: svc.W
 def test_parse_errors_carry_line_and_column(world) -> None:
     with pytest.raises(InvalidArgument) as err:
         svc.create_waf_rule(
-            world.ctx, world.account, world.site, phase="http_custom",
+            world.ctx,
+            world.account,
+            world.site,
+            phase="http_custom",
             data=svc.WafRuleInput(name="x", expression='http.host eq "a"\nand nope', action="deny"),
         )
     assert err.value.details["line"] == 2
@@ -68,7 +91,10 @@ def test_parse_errors_carry_line_and_column(world) -> None:
 
 def test_rules_of_another_account_are_invisible(world) -> None:
     rule = svc.create_waf_rule(
-        world.ctx, world.account, world.site, phase="http_custom",
+        world.ctx,
+        world.account,
+        world.site,
+        phase="http_custom",
         data=svc.WafRuleInput(name="mtls", expression=SEED_RULE, action="deny"),
     )
     for site in (world.site, world.other_site):
@@ -81,15 +107,25 @@ def test_rules_of_another_account_are_invisible(world) -> None:
 def test_origin_rules(world) -> None:
     ctx = world.ctx
     _, rule = svc.create_origin_rule(
-        ctx, world.account, world.site,
-        svc.OriginRuleInput(name="to-8080", expression='starts_with(http.request.uri.path, "/v2")',
-                            origin_http_port=8080, origin_host="Backend.Example.com"),
+        ctx,
+        world.account,
+        world.site,
+        svc.OriginRuleInput(
+            name="to-8080",
+            expression='starts_with(http.request.uri.path, "/v2")',
+            origin_http_port=8080,
+            origin_host="Backend.Example.com",
+        ),
     )
     assert rule.origin_host == "backend.example.com" and rule.sequence == 1
     assert [r.id for r in svc.list_origin_rules(ctx, world.account, world.site)[1]] == [rule.id]
     with pytest.raises(InvalidArgument):
-        svc.create_origin_rule(ctx, world.account, world.site,
-                               svc.OriginRuleInput(name="bad", expression="ssl", origin_http_port=70000))
+        svc.create_origin_rule(
+            ctx,
+            world.account,
+            world.site,
+            svc.OriginRuleInput(name="bad", expression="ssl", origin_http_port=70000),
+        )
     with pytest.raises(NotFound):
         svc.delete_origin_rule(ctx, world.other_account, world.site, rule.id)
     svc.delete_origin_rule(ctx, world.account, world.site, rule.id)

@@ -26,13 +26,26 @@ def sample() -> Snapshot:
     return Snapshot(
         version=7,
         generated_at=1_800_000_000,
-        anchors={"ca1": TrustAnchor(id="ca1", kind="managed", certificate_pem="PEM", revoked_serials=("ab",))},
-        sites={1: SitePolicy(id=1, account_id="acct", name="example.com",
-                             waf_rules=(WafRuleSpec(id=5, name="r", expression="ssl", action="deny", position=1),))},
-        hosts={"api.example.com": HostPolicy(hostname="api.example.com", site_id=1,
-                                             origin=OriginPolicy(address="127.0.0.1"),
-                                             certificate=EdgeTLSCertificate(chain_pem="C", key_pem="K"),
-                                             trust=("ca1",))},
+        anchors={
+            "ca1": TrustAnchor(id="ca1", kind="managed", certificate_pem="PEM", revoked_serials=("ab",))
+        },
+        sites={
+            1: SitePolicy(
+                id=1,
+                account_id="acct",
+                name="example.com",
+                waf_rules=(WafRuleSpec(id=5, name="r", expression="ssl", action="deny", position=1),),
+            )
+        },
+        hosts={
+            "api.example.com": HostPolicy(
+                hostname="api.example.com",
+                site_id=1,
+                origin=OriginPolicy(address="127.0.0.1"),
+                certificate=EdgeTLSCertificate(chain_pem="C", key_pem="K"),
+                trust=("ca1",),
+            )
+        },
     )
 
 
@@ -44,10 +57,19 @@ def test_round_trip_is_exact_and_canonical() -> None:
 
 def test_host_lookup_falls_back_to_one_label_wildcard() -> None:
     snap = sample()
-    wild = HostPolicy(hostname="*.example.com", site_id=1, origin=OriginPolicy(address="1.2.3.4"),
-                      certificate=EdgeTLSCertificate(chain_pem="C", key_pem="K"))
-    snap = Snapshot(version=1, generated_at=0, anchors=snap.anchors, sites=snap.sites,
-                    hosts={**snap.hosts, "*.example.com": wild})
+    wild = HostPolicy(
+        hostname="*.example.com",
+        site_id=1,
+        origin=OriginPolicy(address="1.2.3.4"),
+        certificate=EdgeTLSCertificate(chain_pem="C", key_pem="K"),
+    )
+    snap = Snapshot(
+        version=1,
+        generated_at=0,
+        anchors=snap.anchors,
+        sites=snap.sites,
+        hosts={**snap.hosts, "*.example.com": wild},
+    )
     assert snap.host("api.example.com") is snap.hosts["api.example.com"]
     assert snap.host("www.example.com") is wild
     assert snap.host("a.b.example.com") is None
@@ -74,9 +96,13 @@ def test_garbage_only_raises_snapshot_error(data: bytes) -> None:
         decode_snapshot(data)
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
-                    max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_wrong_shapes_only_raise_snapshot_error(body: object) -> None:
     import hashlib
 

@@ -52,6 +52,7 @@ def register(sub: Any) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from certgate import bootstrap
+
     settings = _settings(args)
     ctx = bootstrap.initialize(settings)
     ctx.store.close()
@@ -62,6 +63,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_create_account(args: argparse.Namespace) -> int:
     from certgate import bootstrap
     from certgate.services import accounts
+
     ctx = bootstrap.initialize(_settings(args))
     try:
         new = accounts.create_account(ctx, args.name)
@@ -87,6 +89,7 @@ def cmd_create_account(args: argparse.Namespace) -> int:
 def cmd_create_access_key(args: argparse.Namespace) -> int:
     from certgate import bootstrap
     from certgate.services import accounts
+
     ctx = bootstrap.initialize(_settings(args))
     try:
         key_id, secret = accounts.create_access_key(ctx, AccountId(args.account_id))
@@ -102,6 +105,7 @@ def cmd_create_access_key(args: argparse.Namespace) -> int:
 def cmd_edge_ca(args: argparse.Namespace) -> int:
     from certgate import bootstrap
     from certgate.services import accounts
+
     ctx = bootstrap.initialize(_settings(args))
     try:
         authority = accounts.ensure_edge_authority(ctx)
@@ -113,6 +117,7 @@ def cmd_edge_ca(args: argparse.Namespace) -> int:
 
 def cmd_edge_token(args: argparse.Namespace) -> int:
     from certgate import bootstrap
+
     settings = _settings(args)
     bootstrap.initialize(settings).store.close()
     print(bootstrap.ensure_edge_token(settings))

@@ -60,7 +60,9 @@ def _check_action(action: str) -> RuleAction:
     try:
         return RuleAction(action)
     except ValueError:
-        raise InvalidArgument(f"Action must be deny or monitor, not {action!r}", reason="waf.action") from None
+        raise InvalidArgument(
+            f"Action must be deny or monitor, not {action!r}", reason="waf.action"
+        ) from None
 
 
 def _check_status(status: str) -> RuleStatus:
@@ -138,7 +140,7 @@ def create_waf_rule(
 
 
 def _next_position(tx: Transaction, site_id: SiteId) -> int:
-    rules, total = tx.list_waf_rules(site_id, phase=None, offset=0, limit=100_000)
+    rules, _ = tx.list_waf_rules(site_id, phase=None, offset=0, limit=100_000)
     return max((r.position for r in rules), default=0) + 1
 
 

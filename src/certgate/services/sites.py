@@ -49,7 +49,9 @@ def create_site(
     account = get_account(ctx, account_id)
     site_name = normalize_hostname(name)
     if access_type not in ACCESS_TYPES:
-        raise InvalidArgument(f"AccessType must be one of {', '.join(ACCESS_TYPES)}", reason="site.access_type")
+        raise InvalidArgument(
+            f"AccessType must be one of {', '.join(ACCESS_TYPES)}", reason="site.access_type"
+        )
     if coverage not in COVERAGES:
         raise InvalidArgument(f"Coverage must be one of {', '.join(COVERAGES)}", reason="site.coverage")
     if instance_id != account.instance_id:
@@ -94,7 +96,9 @@ def list_sites(
     size: int = 20,
 ) -> tuple[list[Site], int]:
     if match not in SEARCH_TYPES:
-        raise InvalidArgument(f"SiteSearchType must be one of {', '.join(SEARCH_TYPES)}", reason="site.search")
+        raise InvalidArgument(
+            f"SiteSearchType must be one of {', '.join(SEARCH_TYPES)}", reason="site.search"
+        )
     with ctx.store.transaction() as tx:
         return tx.list_sites(account_id, name=name, match=match, offset=(page - 1) * size, limit=size)
 
@@ -209,7 +213,9 @@ def list_records(
     size: int = 500,
 ) -> tuple[Site, list[Record], int]:
     if match not in SEARCH_TYPES:
-        raise InvalidArgument(f"RecordMatchType must be one of {', '.join(SEARCH_TYPES)}", reason="record.search")
+        raise InvalidArgument(
+            f"RecordMatchType must be one of {', '.join(SEARCH_TYPES)}", reason="record.search"
+        )
     with ctx.store.transaction() as tx:
         site = require_site(tx, account_id, site_id)
         records, total = tx.list_records(
@@ -240,5 +246,3 @@ def delete_record(ctx: ServiceContext, account_id: AccountId, record_id: RecordI
 def site_hostnames(tx: Transaction, site: Site) -> list[str]:
     records, _ = tx.list_records(site.id, name=None, match="exact", offset=0, limit=100_000)
     return [r.name for r in records]
-
-

@@ -132,9 +132,7 @@ def _body(snapshot: Snapshot) -> dict[str, Any]:
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     body = _body(snapshot)
     digest = hashlib.sha256(_canonical(body)).hexdigest()
-    return _canonical(
-        {"schema": SCHEMA_VERSION, "version": snapshot.version, "digest": digest, "body": body}
-    )
+    return _canonical({"schema": SCHEMA_VERSION, "version": snapshot.version, "digest": digest, "body": body})
 
 
 # schema N -> function turning a schema-N body into a schema-(N+1) body.
