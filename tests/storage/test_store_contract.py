@@ -39,6 +39,7 @@ from certgate.model import (
 )
 from certgate.services.ports import Store, Transaction
 from certgate.storage import open_store
+from certgate.storage.contract import ReadOnlyTransaction
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -192,6 +193,21 @@ class World:
 
 @pytest.fixture
 def world(store: Store) -> World:
+    return make_world(store)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_world(request: pytest.FixtureRequest) -> Iterator[World]:
+    """The world on the SQL stores only, for what only they promise."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_store_url")
+    store = open_store(url)
+    try:
+        yield make_world(store)
+    finally:
+        store.close()
+
+
+def make_world(store: Store) -> World:
     alice, bob = account(1, name="alice"), account(2, name="bob", created=1)
     alice_ca, bob_ca = authority(1, alice.id), authority(2, bob.id, created=1)
     edge_ca = authority(3, None, kind=AuthorityKind.EDGE)
@@ -1076,3 +1092,51 @@ def test_models_are_returned_as_equal_values(world: World) -> None:
     assert got is not None
     assert dataclasses.asdict(got) == dataclasses.asdict(world.alice)
     assert isinstance(got.id, str) and isinstance(got.plan, Plan)
+
+
+# -- read-only units (an extension beyond the ports) ---------------------------------------------
+
+
+def test_a_read_transaction_sees_the_last_commit_and_refuses_changes(world: World) -> None:
+    with world.store.read_transaction() as ro:  # type: ignore[attr-defined]
+        assert ro.config_version() == world.store.current_version()
+        assert ro.list_all_sites() == [world.site_a, world.site_b]
+        with pytest.raises(ReadOnlyTransaction):
+            ro.add_record(record(1, world.site_a.id, "www.example.com"))
+        with pytest.raises(ReadOnlyTransaction):
+            ro.claim_nonce("n", now=T0, expires_at=at(60))
+        with pytest.raises(ReadOnlyTransaction):
+            ro.delete_site(world.site_a.id)
+        assert ro.list_all_sites() == [world.site_a, world.site_b]
+    with pytest.raises(RuntimeError):
+        ro.list_all_sites()
+    before = world.store.current_version()
+    with world.store.transaction() as tx:  # the pooled connection is writable again
+        tx.add_record(record(1, world.site_a.id, "www.example.com"))
+    assert world.store.current_version() == before + 1
+
+
+def test_a_sql_read_transaction_does_not_wait_for_a_writer(sql_world: World) -> None:
+    world = sql_world
+    inside, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with world.store.transaction() as tx:
+            tx.add_record(record(1, world.site_a.id, "pending.example.com"))
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        with world.store.read_transaction() as ro:  # type: ignore[attr-defined]
+            assert ro.get_record_by_name("pending.example.com") is None  # not committed yet
+            version = ro.config_version()
+    finally:
+        release.set()
+        thread.join(10)
+    assert version == world.store.current_version() - 1
+    with world.store.read_transaction() as ro:  # type: ignore[attr-defined]
+        assert ro.get_record_by_name("pending.example.com") is not None
+        assert ro.config_version() == world.store.current_version()

@@ -24,6 +24,10 @@ and PostgreSQL adapters alike (``tests/storage/test_store_contract.py`` checks a
   ``fuzzy`` (substring), ASCII case-insensitive; ``name=None`` or ``""`` lists everything.
 - **Nesting**: a second ``transaction()`` on the same store in the same thread raises
   ``RuntimeError`` instead of deadlocking on the writer lock.
+- **Read-only units** (``read_transaction()``, an extension beyond the ports): a consistent view
+  of the last commit that never takes the writer lock on SQL stores (so pages and snapshot
+  builds do not queue behind writers or each other); every mutating call, ``claim_nonce``
+  included, raises ``ReadOnlyTransaction``; ``config_version()`` is the version of the view.
 """
 
 from __future__ import annotations
@@ -94,6 +98,13 @@ class TransactionGuard:
             yield
         finally:
             self._local.active = False
+
+
+class ReadOnlyTransaction(RuntimeError):
+    """A mutating call on a transaction from ``read_transaction()``."""
+
+    def __init__(self) -> None:
+        super().__init__("this transaction is read-only")
 
 
 class FinishedTransaction(RuntimeError):

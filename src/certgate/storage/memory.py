@@ -37,6 +37,7 @@ from certgate.model import (
 )
 from certgate.storage.contract import (
     FinishedTransaction,
+    ReadOnlyTransaction,
     TransactionGuard,
     already_exists,
     check_binding,
@@ -131,6 +132,19 @@ class MemoryStore:
             if tx._dirty:
                 self._state.version += 1
 
+    @contextmanager
+    def read_transaction(self) -> Iterator[MemoryTransaction]:
+        """A read-only unit of work (``storage.contract``). In memory it still takes the lock:
+        writers change the dictionaries in place."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        with self._guard.enter(), self._lock:
+            tx = MemoryTransaction(self._state, read_only=True)
+            try:
+                yield tx
+            finally:
+                tx._finished = True
+
     def current_version(self) -> int:
         return self._state.version
 
@@ -141,11 +155,12 @@ class MemoryStore:
 class MemoryTransaction:
     """One unit of work on a ``MemoryStore``; only valid inside its ``with`` block."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, *, read_only: bool = False) -> None:
         self._s = state
         self._undo: list[Callable[[], None]] = []
         self._dirty = False
         self._finished = False
+        self._read_only = read_only
 
     # -- undo log ---------------------------------------------------------------------------------
 
@@ -181,6 +196,8 @@ class MemoryTransaction:
 
     def _write(self) -> _State:
         state = self._read()
+        if self._read_only:
+            raise ReadOnlyTransaction()
         self._dirty = True
         return state
 
@@ -191,6 +208,8 @@ class MemoryTransaction:
 
     def claim_nonce(self, nonce: str, *, now: dt.datetime, expires_at: dt.datetime) -> bool:
         s = self._read()
+        if self._read_only:
+            raise ReadOnlyTransaction()
         while s.nonce_heap and s.nonce_heap[0][0] < now:
             entry = heapq.heappop(s.nonce_heap)
             self._undo.append(partial(heapq.heappush, s.nonce_heap, entry))

@@ -67,6 +67,7 @@ from certgate.model import (
 from certgate.storage import schema as t
 from certgate.storage.contract import (
     FinishedTransaction,
+    ReadOnlyTransaction,
     TransactionGuard,
     already_exists,
     check_binding,
@@ -244,6 +245,27 @@ class SQLStore:
                     tx._bump()
             finally:
                 tx._finished = True
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[SQLTransaction]:
+        """A read-only unit of work (``storage.contract``): one consistent snapshot, no writer
+        lock (PostgreSQL: REPEATABLE READ, READ ONLY; SQLite: a deferred WAL read)."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        with self._guard.enter(), self._engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            else:
+                conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                base = conn.execute(
+                    select(t.installation.c.config_version).where(t.installation.c.id == 1)
+                ).scalar_one()
+                tx = SQLTransaction(conn, base, read_only=True)
+                try:
+                    yield tx
+                finally:
+                    tx._finished = True
 
     def current_version(self) -> int:
         if self._closed:
@@ -511,11 +533,12 @@ def _is_foreign_key_violation(exc: IntegrityError) -> bool:
 class SQLTransaction:
     """One unit of work on an ``SQLStore``; only valid inside its ``with`` block."""
 
-    def __init__(self, conn: Connection, base_version: int) -> None:
+    def __init__(self, conn: Connection, base_version: int, *, read_only: bool = False) -> None:
         self._conn = conn
         self._base = base_version
         self._dirty = False
         self._finished = False
+        self._read_only = read_only
         self._dialect = conn.dialect.name
 
     def _read(self) -> Connection:
@@ -525,6 +548,8 @@ class SQLTransaction:
 
     def _write(self) -> Connection:
         conn = self._read()
+        if self._read_only:
+            raise ReadOnlyTransaction()
         self._dirty = True
         return conn
 
@@ -586,6 +611,8 @@ class SQLTransaction:
 
     def claim_nonce(self, nonce: str, *, now: dt.datetime, expires_at: dt.datetime) -> bool:
         conn = self._read()
+        if self._read_only:
+            raise ReadOnlyTransaction()
         conn.execute(delete(t.nonces).where(t.nonces.c.expires_at < now))
         statement = self._insert_statement(t.nonces).on_conflict_do_nothing()
         result = conn.execute(statement, {"nonce": nonce, "expires_at": expires_at})
