@@ -1,0 +1,241 @@
+"""The edge's access log: one JSON object per line and per request, every client-cert field included.
+
+`entry()` turns what the decision and the proxy learned into a plain dict (pure, testable);
+`AccessLog` serialises it and gets it to stdout or a file without blocking the event loop on the
+write: lines are batched on the loop (up to ``batch_lines`` or ``flush_interval`` seconds) and a
+writer thread does the blocking ``write(2)``. If the destination stalls (a full pipe, a slow
+disk) and more than ``max_pending_bytes`` wait, new lines are dropped and counted in
+``dropped`` (exported as a metric) rather than growing memory without bound or stalling traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from certgate.edge.clientauth import ClientAuth
+from certgate.edge.decision import RequestRecord
+from certgate.edge.http1 import RequestError, RequestHead
+from certgate.edge.proxy import ConnectionInfo, ExchangeResult
+
+__all__ = ["CERT_FIELDS", "AccessLog", "entry", "rejected_entry", "utc_iso"]
+
+log = logging.getLogger("certgate.edge.accesslog")
+
+CERT_FIELDS: Final = (
+    "cert_presented",
+    "cert_verified",
+    "cert_revoked",
+    "cert_status",
+    "cert_fingerprint_sha256",
+    "cert_serial",
+    "cert_subject_dn",
+    "cert_issuer_dn",
+    "cert_ski",
+    "cert_issuer_ski",
+    "cert_not_before",
+    "cert_not_after",
+)
+"""Every ``tls.client_auth.*`` field of PRODUCT §4, logged under its short name."""
+
+_last_second = -1
+_last_prefix = ""
+
+
+def utc_iso(t: float) -> str:
+    """``2026-05-01T12:00:00.123Z`` (the date part is formatted once per second)."""
+    global _last_second, _last_prefix
+    second = int(t)
+    if second != _last_second:
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = second
+    return f"{_last_prefix}.{int((t - second) * 1000):03d}Z"
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _cert(auth: ClientAuth, out: dict[str, Any]) -> None:
+    for name in CERT_FIELDS:
+        out[name] = getattr(auth, name)
+
+
+def entry(
+    conn: ConnectionInfo,
+    head: RequestHead,
+    record: RequestRecord,
+    result: ExchangeResult,
+    *,
+    worker: int,
+    received_at: float,
+) -> dict[str, Any]:
+    """The access-log object of one request that reached the decision."""
+    origin = record.origin
+    out: dict[str, Any] = {
+        "time": utc_iso(received_at),
+        "request_id": record.request_id,
+        "worker": worker,
+        "connection": conn.id,
+        "client_ip": conn.peer_ip,
+        "client_port": conn.peer_port,
+        "tls": conn.tls,
+        "tls_version": conn.state.get("tls_version"),
+        "sni": conn.sni,
+        "host": record.host,
+        "method": head.method.decode("ascii"),
+        "uri": head.target.decode("latin-1"),
+        "http_version": head.version,
+        "user_agent": (head.header(b"user-agent") or b"").decode("latin-1"),
+        "status": result.status,
+        "outcome": record.outcome,
+        "bytes_in": result.bytes_in,
+        "bytes_out": result.bytes_out,
+        "duration_ms": _ms(result.duration),
+        "upstream": f"{origin.scheme}://{origin.host}:{origin.port}" if origin is not None else None,
+        "upstream_connect_ms": _ms(result.upstream_connect),
+        "upstream_response_ms": _ms(result.upstream_response),
+        "upstream_reused": result.upstream_reused,
+        "error": result.error or record.error or None,
+        "rule_id": record.rule_id,
+        "rule_action": record.rule_action or None,
+        "monitor_rules": list(record.monitored),
+        "snapshot_version": record.snapshot_version,
+    }
+    _cert(record.auth, out)
+    return out
+
+
+def rejected_entry(
+    conn: ConnectionInfo,
+    error: RequestError,
+    *,
+    request_id: str,
+    worker: int,
+    received_at: float,
+    snapshot_version: int,
+) -> dict[str, Any]:
+    """The access-log object of a request refused before the decision (400, 408, 431, ...)."""
+    out: dict[str, Any] = {
+        "time": utc_iso(received_at),
+        "request_id": request_id,
+        "worker": worker,
+        "connection": conn.id,
+        "client_ip": conn.peer_ip,
+        "client_port": conn.peer_port,
+        "tls": conn.tls,
+        "tls_version": conn.state.get("tls_version"),
+        "sni": conn.sni,
+        "host": None,
+        "status": error.status,
+        "outcome": "rejected",
+        "error": error.reason,
+        "snapshot_version": snapshot_version,
+    }
+    return out
+
+
+class AccessLog:
+    """Batches JSON lines on the event loop; a daemon thread writes them. Loop-thread only API."""
+
+    def __init__(
+        self,
+        destination: str | None,
+        *,
+        batch_lines: int = 256,
+        flush_interval: float = 0.05,
+        max_pending_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.destination = destination
+        self._batch_lines = batch_lines
+        self._flush_interval = flush_interval
+        self._max_pending = max_pending_bytes
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._pending = 0  # bytes handed to the thread and not yet written
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._fd = -1
+        self._owns_fd = False
+        self._encode: Callable[[Any], str] = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), default=str
+        ).encode
+        self.written = 0
+        self.dropped = 0
+        self.write_errors = 0
+        if destination is None:
+            return
+        if destination == "-":
+            self._fd = 1
+        else:
+            self._fd = os.open(destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self._owns_fd = True
+        self._thread = threading.Thread(target=self._writer, name="certgate-access-log", daemon=True)
+        self._thread.start()
+
+    @property
+    def enabled(self) -> bool:
+        return self._thread is not None
+
+    def write(self, obj: dict[str, Any]) -> None:
+        if self._thread is None:
+            return
+        self._lines.append(self._encode(obj))
+        if len(self._lines) >= self._batch_lines:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._flush_interval, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        lines = self._lines
+        self._lines = []
+        data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+        with self._pending_lock:
+            if self._pending + len(data) > self._max_pending:
+                self.dropped += len(lines)
+                return
+            self._pending += len(data)
+        self.written += len(lines)
+        self._queue.put(data)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is buffered, stop the thread, close the file."""
+        if self._thread is None:
+            return
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+        if self._owns_fd:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _writer(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            view = memoryview(data)
+            try:
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as exc:
+                self.write_errors += 1
+                log.warning("access log write failed: %s", exc)
+            finally:
+                with self._pending_lock:
+                    self._pending -= len(data)
