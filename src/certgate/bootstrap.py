@@ -6,7 +6,6 @@ everything they need. Entry points (``__main__``, the API app, tests) call these
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from pathlib import Path
@@ -19,7 +18,7 @@ from certgate.services.accounts import ensure_edge_authority
 from certgate.services.context import ServiceContext
 from certgate.settings import ControlPlaneSettings
 from certgate.storage import open_store
-from certgate.storage.keystore import AESGCMSealer, load_or_create_master_key
+from certgate.storage.keystore import AESGCMSealer, load_or_create_master_key, master_key_from_env
 
 
 class RuleLanguageValidator:
@@ -58,10 +57,7 @@ def ensure_edge_token(settings: ControlPlaneSettings) -> str:
 
 def _master_key(settings: ControlPlaneSettings) -> bytes:
     if settings.master_key_b64:
-        key = base64.b64decode(settings.master_key_b64, validate=True)
-        if len(key) != 32:
-            raise InvalidArgument("CERTGATE_MASTER_KEY must be 32 bytes, base64-encoded")
-        return key
+        return master_key_from_env(settings.master_key_b64)
     return load_or_create_master_key(settings.master_key_path)
 
 

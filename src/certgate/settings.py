@@ -21,7 +21,7 @@ class ControlPlaneSettings:
     """``sqlite:///…`` (default: DATA_DIR/certgate.db), ``postgresql://…`` or ``memory://``."""
 
     master_key_b64: str | None = None
-    """The 32-byte master key as base64 (``CERTGATE_MASTER_KEY``) instead of DATA_DIR/master.key."""
+    """The 32-byte master key as base64 or hex (``CERTGATE_MASTER_KEY``) instead of DATA_DIR/master.key."""
 
     signature_window_seconds: int = 15 * 60
     """Largest accepted difference between ``x-acs-date`` and the server clock (ESA: 15 minutes)."""

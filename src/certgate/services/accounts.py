@@ -127,7 +127,7 @@ def set_plan(ctx: ServiceContext, account_id: AccountId, **changes: int | str) -
 
 
 def get_account(ctx: ServiceContext, account_id: AccountId) -> Account:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         account = tx.get_account(account_id)
     if account is None:
         raise NotFound(f"account {account_id} not found", reason="account.not_found")
@@ -136,7 +136,7 @@ def get_account(ctx: ServiceContext, account_id: AccountId) -> Account:
 
 def resolve_access_key(ctx: ServiceContext, key_id: str) -> tuple[Account, str]:
     """The account and plaintext secret of an enabled access key, for signature checks."""
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         key = tx.get_access_key(key_id)
         account = tx.get_account(key.account_id) if key is not None else None
     if key is None or account is None or not key.enabled:

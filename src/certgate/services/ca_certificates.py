@@ -67,14 +67,14 @@ def _require_ca(
 def get_ca_certificate(
     ctx: ServiceContext, account_id: AccountId, site_id: SiteId, ca_id: CACertificateId
 ) -> tuple[Site, ClientCACertificate]:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         return _require_ca(tx, account_id, site_id, ca_id)
 
 
 def list_ca_certificates(
     ctx: ServiceContext, account_id: AccountId, site_id: SiteId, *, page: int = 1, size: int = 20
 ) -> tuple[Site, list[ClientCACertificate], int]:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         site = require_site(tx, account_id, site_id)
         items, total = tx.list_ca_certificates(site_id, offset=(page - 1) * size, limit=size)
     return site, items, total
@@ -124,6 +124,6 @@ def set_hostnames(
 def get_hostnames(
     ctx: ServiceContext, account_id: AccountId, site_id: SiteId, ca_id: str | None
 ) -> tuple[Site, Binding]:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         site, resolved = _resolve_ca(tx, account_id, site_id, ca_id)
         return site, tx.get_binding(site.id, resolved)

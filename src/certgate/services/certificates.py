@@ -127,14 +127,14 @@ def _require_certificate(
 def get_client_certificate(
     ctx: ServiceContext, account_id: AccountId, site_id: SiteId, cert_id: CertificateId
 ) -> tuple[Site, ClientCertificate]:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         return _require_certificate(tx, account_id, site_id, cert_id)
 
 
 def list_client_certificates(
     ctx: ServiceContext, account_id: AccountId, site_id: SiteId, *, page: int = 1, size: int = 20
 ) -> tuple[Site, list[ClientCertificate], int]:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         site = require_site(tx, account_id, site_id)
         items, total = tx.list_client_certificates(site_id, offset=(page - 1) * size, limit=size)
     return site, items, total

@@ -82,7 +82,7 @@ def renew_edge_certificates(ctx: ServiceContext) -> list[str]:
     """Re-issue automatic edge certificates that expire within the renewal window."""
     now = ctx.clock.now()
     horizon = now + dt.timedelta(days=ctx.limits.edge_certificate_renew_days)
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         due = [c for c in tx.list_edge_certificates() if not c.uploaded and c.not_after <= horizon]
     renewed: list[str] = []
     for cert in due:

@@ -219,6 +219,11 @@ class Store(Protocol):
         Writers are serialised; readers never see a half-done transaction."""
         ...
 
+    def read_transaction(self) -> AbstractContextManager[Transaction]:
+        """A read-only unit of work: one consistent view, never blocked by (nor blocking)
+        writers; every mutating call raises. Use it for lookups, lists and snapshot builds."""
+        ...
+
     def current_version(self) -> int:
         """The configuration version of the last committed dirty transaction (0 when new)."""
         ...

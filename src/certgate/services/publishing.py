@@ -15,7 +15,7 @@ from certgate.snapshot import EdgeTLSCertificate, Snapshot, build_snapshot, enco
 
 def build_current_snapshot(ctx: ServiceContext) -> Snapshot:
     now = ctx.clock.now()
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         version = tx.config_version()
         sites = tx.list_all_sites()
         records = tx.list_all_records()

@@ -153,7 +153,7 @@ def _require_rule(tx: Transaction, account_id: AccountId, site_id: SiteId, rule_
 
 
 def get_waf_rule(ctx: ServiceContext, account_id: AccountId, site_id: SiteId, rule_id: RuleId) -> WafRule:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         return _require_rule(tx, account_id, site_id, rule_id)
 
 
@@ -170,7 +170,7 @@ def list_waf_rules(
     rule_id: int | None = None,
 ) -> tuple[list[WafRule], int]:
     _check_phase(phase)
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         require_site(tx, account_id, site_id)
         rules, _ = tx.list_waf_rules(site_id, phase=phase, offset=0, limit=100_000)
     if name_like:
@@ -290,7 +290,7 @@ def create_origin_rule(
 def list_origin_rules(
     ctx: ServiceContext, account_id: AccountId, site_id: SiteId
 ) -> tuple[Site, list[OriginRule]]:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         site = require_site(tx, account_id, site_id)
         return site, tx.list_origin_rules(site_id)
 

@@ -82,7 +82,7 @@ def create_site(
 
 
 def get_site(ctx: ServiceContext, account_id: AccountId, site_id: SiteId) -> Site:
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         return require_site(tx, account_id, site_id)
 
 
@@ -99,7 +99,7 @@ def list_sites(
         raise InvalidArgument(
             f"SiteSearchType must be one of {', '.join(SEARCH_TYPES)}", reason="site.search"
         )
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         return tx.list_sites(account_id, name=name, match=match, offset=(page - 1) * size, limit=size)
 
 
@@ -216,7 +216,7 @@ def list_records(
         raise InvalidArgument(
             f"RecordMatchType must be one of {', '.join(SEARCH_TYPES)}", reason="record.search"
         )
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         site = require_site(tx, account_id, site_id)
         records, total = tx.list_records(
             site_id, name=name, match=match, offset=(page - 1) * size, limit=size
@@ -226,7 +226,7 @@ def list_records(
 
 def find_record(ctx: ServiceContext, account_id: AccountId, record_id: RecordId) -> tuple[Site, Record]:
     """A record by id alone (ESA DeleteRecord names only RecordId), within the caller's account."""
-    with ctx.store.transaction() as tx:
+    with ctx.store.read_transaction() as tx:
         for site in tx.list_sites(account_id, name=None, match="exact", offset=0, limit=10_000)[0]:
             record = tx.get_record(site.id, record_id)
             if record is not None:
