@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from certgate.cli import admin, edge, resources, serve
+from certgate.cli import admin, edge, resources, serve, up
 from certgate.cli.resources import CommandParser
 from certgate.errors import CertGateError
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
     )
-    for module in (admin, serve, edge, resources):
+    for module in (up, admin, serve, edge, resources):
         module.register(sub)
     return parser
 
