@@ -251,6 +251,10 @@ class Authenticator:
         self._key_ttl = key_cache_seconds
         self._keys: dict[str, tuple[float, Account, str]] = {}
         self._keys_lock = threading.Lock()
+        # Nonce claims are tiny write transactions. Taking them one at a time in this process
+        # keeps concurrent requests from fighting over the database's writer lock (SQLite waits
+        # for it by sleeping with back-off; PostgreSQL serialises writers on one row anyway).
+        self._claim_lock = threading.Lock()
 
     def _resolve(self, key_id: str) -> tuple[Account, str]:
         if self._key_ttl <= 0:
@@ -354,7 +358,7 @@ class Authenticator:
         # A request is acceptable while its date is within the window of the server clock, so
         # its nonce must be remembered at least until then.
         expires_at = max(now, when) + self._window
-        with self._ctx.store.transaction() as tx:
+        with self._claim_lock, self._ctx.store.transaction() as tx:
             fresh = tx.claim_nonce(f"{key_id}:{nonce}", now=now, expires_at=expires_at)
         if not fresh:
             raise _fail("auth.nonce_used", "The signature nonce has been used in a recent request.")
