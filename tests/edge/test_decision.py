@@ -1,0 +1,629 @@
+"""certgate.edge.decision as a table: connection facts + request head + state → Respond/Forward.
+
+No sockets: heads come from the real `http1.RequestReader`, states from `EdgeState.from_snapshot`,
+verdicts from the real `ClientAuthenticator` over certificates made here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import json
+from collections.abc import Sequence
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from certgate.edge.clientauth import NO_CERTIFICATE, ClientAuth, ClientAuthenticator
+from certgate.edge.decision import (
+    PEER_CERTIFICATES,
+    Decider,
+    DecisionSettings,
+    RequestRecord,
+    _RequestView,
+    field_getters,
+)
+from certgate.edge.http1 import RequestHead, RequestReader
+from certgate.edge.proxy import ConnectionInfo, Forward, Respond
+from certgate.edge.state import EdgeState, HostState
+from certgate.pki.authority import create_certificate_authority
+from certgate.pki.keys import KeyType, private_key_to_pem
+from certgate.pki.pem import certificate_to_pem
+from certgate.rules import EDGE_SCHEME
+from certgate.rules.types import value_check
+from certgate.snapshot.format import (
+    EdgeTLSCertificate,
+    HostPolicy,
+    OriginPolicy,
+    OriginRuleSpec,
+    SitePolicy,
+    Snapshot,
+    TrustAnchor,
+    WafRuleSpec,
+)
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+DER = serialization.Encoding.DER
+
+MANAGED = create_certificate_authority("Managed", now=NOW - dt.timedelta(days=30), validity_days=3650)
+ROGUE = create_certificate_authority("Rogue", now=NOW - dt.timedelta(days=30), validity_days=3650)
+EDGE_CA = create_certificate_authority("Edge", now=NOW - dt.timedelta(days=30), validity_days=3650)
+_edge = EDGE_CA.issue_server_certificate(["edge.test"], now=NOW - dt.timedelta(days=1), validity_days=90)
+assert _edge.private_key is not None
+EDGE_CERT = EdgeTLSCertificate(certificate_to_pem(_edge.certificate), private_key_to_pem(_edge.private_key))
+
+
+def _leaf(ca: object = MANAGED) -> x509.Certificate:
+    issued = ca.issue_client_certificate(  # type: ignore[attr-defined]
+        now=NOW - dt.timedelta(days=1), validity_days=30, key_type=KeyType.ECDSA_P256, common_name="device 1"
+    )
+    cert: x509.Certificate = issued.certificate
+    return cert
+
+
+LEAF = _leaf()
+LEAF_DER = LEAF.public_bytes(DER)
+ROGUE_DER = _leaf(ROGUE).public_bytes(DER)
+
+SEED_RULE = WafRuleSpec(
+    id=11,
+    name="mtls",
+    expression='(http.host eq "api.example.com" and not tls.client_auth.cert_verified)',
+    action="deny",
+    position=2,
+)
+WATCH_RULE = WafRuleSpec(
+    id=10, name="watch", expression='http.request.uri.path eq "/watch"', action="monitor", position=1
+)
+BLOCK_HEADER = WafRuleSpec(
+    id=12,
+    name="hdr",
+    expression='any(http.request.headers["x-block"][*] eq "yes")',
+    action="deny",
+    position=3,
+)
+ORIGIN_V2 = OriginRuleSpec(
+    id=20,
+    name="v2",
+    expression='starts_with(http.request.uri.path, "/v2")',
+    sequence=1,
+    scheme="https",
+    https_port=8443,
+    host="backend.internal",
+    read_timeout=7,
+)
+ORIGIN_V2_SPECIAL = OriginRuleSpec(
+    id=21,
+    name="v2 special",
+    expression='http.request.uri.path eq "/v2/special"',
+    sequence=2,
+    https_port=9443,
+    sni="special.internal",
+    address="10.9.9.9",
+)
+ORIGIN_FOLLOW = OriginRuleSpec(
+    id=22, name="follow", expression='http.request.uri.path eq "/follow"', sequence=3, scheme="follow"
+)
+BROKEN = "http.no_such_field eq 1"
+
+
+def _host(name: str, site: int, trust: tuple[str, ...] = (), address: str = "10.0.0.1") -> HostPolicy:
+    return HostPolicy(name, site, OriginPolicy(address), EDGE_CERT, trust)
+
+
+def snapshot(version: int = 1, revoked: tuple[str, ...] = ()) -> Snapshot:
+    sites = {
+        1: SitePolicy(
+            1,
+            "acct",
+            "example.com",
+            waf_rules=(WATCH_RULE, SEED_RULE, BLOCK_HEADER),
+            origin_rules=(ORIGIN_V2, ORIGIN_V2_SPECIAL, ORIGIN_FOLLOW),
+        ),
+        2: SitePolicy(2, "acct", "broken-deny.org", waf_rules=(WafRuleSpec(30, "bad", BROKEN, "deny", 1),)),
+        3: SitePolicy(
+            3, "acct", "broken-monitor.org", waf_rules=(WafRuleSpec(31, "bad", BROKEN, "monitor", 1),)
+        ),
+        4: SitePolicy(4, "acct", "broken-origin.org", origin_rules=(OriginRuleSpec(32, "bad", BROKEN, 1),)),
+    }
+    hosts = {
+        h.hostname: h
+        for h in (
+            _host("api.example.com", 1, ("managed",)),
+            _host("www.example.com", 1),
+            _host("*.wild.example.com", 1, address="10.0.0.2"),
+            _host("broken-deny.org", 2),
+            _host("broken-monitor.org", 3),
+            _host("broken-origin.org", 4),
+        )
+    }
+    anchors = {"managed": TrustAnchor("managed", "managed", certificate_to_pem(MANAGED.certificate), revoked)}
+    return Snapshot(version, int(NOW.timestamp()), anchors, sites, hosts)
+
+
+STATE = EdgeState.from_snapshot(snapshot(), now=NOW)
+
+
+def head(raw: bytes) -> RequestHead:
+    events = RequestReader().feed(raw)
+    assert isinstance(events[0], RequestHead), events
+    return events[0]
+
+
+def get(host: str, path: str = "/", *extra: str) -> RequestHead:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", *extra, "", ""]
+    return head("\r\n".join(lines).encode())
+
+
+def conn(
+    sni: str | None = "api.example.com", *, cert: bytes | None = None, tls: bool = True
+) -> ConnectionInfo:
+    c = ConnectionInfo(
+        id=1, peer_ip="192.0.2.7", peer_port=50000, tls=tls, ssl_object=None, sni=sni, opened_at=0.0
+    )
+    c.state[PEER_CERTIFICATES] = (cert, ())
+    return c
+
+
+def decider(state: EdgeState | None = STATE, **settings: object) -> Decider:
+    d = Decider(ClientAuthenticator(), DecisionSettings(**settings))  # type: ignore[arg-type]
+    if state is not None:
+        d.set_state(state)
+    return d
+
+
+def decide(
+    d: Decider, c: ConnectionInfo, h: RequestHead, now: dt.datetime = NOW
+) -> tuple[Respond | Forward, RequestRecord]:
+    record = RequestRecord(request_id="rid-1")
+    return d.decide(c, h, record, now=now), record
+
+
+def status(decision: Respond | Forward) -> int | str:
+    return decision.status if isinstance(decision, Respond) else "forward"
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+CASES = [
+    # (id, sni, host header, path, extra headers, client cert, tls, expected, outcome)
+    ("unknown host", "unknown.test", "unknown.test", "/", (), None, True, 404, "unknown_host"),
+    ("unknown host, no SNI", None, "unknown.test", "/", (), None, True, 404, "unknown_host"),
+    (
+        "mTLS host behind a plain SNI",
+        "www.example.com",
+        "api.example.com",
+        "/",
+        (),
+        LEAF_DER,
+        True,
+        421,
+        "misdirected",
+    ),
+    (
+        "plain host behind an mTLS SNI",
+        "api.example.com",
+        "www.example.com",
+        "/",
+        (),
+        LEAF_DER,
+        True,
+        421,
+        "misdirected",
+    ),
+    (
+        "unknown host behind an mTLS SNI",
+        "api.example.com",
+        "evil.test",
+        "/",
+        (),
+        LEAF_DER,
+        True,
+        421,
+        "misdirected",
+    ),
+    ("mTLS host without SNI", None, "api.example.com", "/", (), LEAF_DER, True, 421, "misdirected"),
+    ("mTLS host over plain HTTP", None, "api.example.com", "/", (), None, False, 421, "misdirected"),
+    (
+        "port and case in Host",
+        "api.example.com",
+        "API.Example.COM:443",
+        "/",
+        (),
+        LEAF_DER,
+        True,
+        "forward",
+        "forward",
+    ),
+    (
+        "trailing dot in Host",
+        "api.example.com",
+        "api.example.com.",
+        "/",
+        (),
+        LEAF_DER,
+        True,
+        "forward",
+        "forward",
+    ),
+    (
+        "two plain hosts may share a connection",
+        "www.example.com",
+        "x.wild.example.com",
+        "/",
+        (),
+        None,
+        True,
+        "forward",
+        "forward",
+    ),
+    ("plain host over plain HTTP", None, "www.example.com", "/", (), None, False, "forward", "forward"),
+    ("seed rule: no certificate", "api.example.com", "api.example.com", "/", (), None, True, 403, "waf_deny"),
+    (
+        "seed rule: untrusted certificate",
+        "api.example.com",
+        "api.example.com",
+        "/",
+        (),
+        ROGUE_DER,
+        True,
+        403,
+        "waf_deny",
+    ),
+    (
+        "seed rule: valid certificate",
+        "api.example.com",
+        "api.example.com",
+        "/",
+        (),
+        LEAF_DER,
+        True,
+        "forward",
+        "forward",
+    ),
+    (
+        "later deny rule",
+        "api.example.com",
+        "api.example.com",
+        "/",
+        ("X-Block: yes",),
+        LEAF_DER,
+        True,
+        403,
+        "waf_deny",
+    ),
+    (
+        "seed rule does not apply to other hosts",
+        "www.example.com",
+        "www.example.com",
+        "/",
+        (),
+        None,
+        True,
+        "forward",
+        "forward",
+    ),
+    ("wildcard host", "a.wild.example.com", "a.wild.example.com", "/", (), None, True, "forward", "forward"),
+    (
+        "site with a deny rule that did not compile",
+        "broken-deny.org",
+        "broken-deny.org",
+        "/",
+        (),
+        None,
+        True,
+        503,
+        "rule_error",
+    ),
+    (
+        "site with an origin rule that did not compile",
+        "broken-origin.org",
+        "broken-origin.org",
+        "/",
+        (),
+        None,
+        True,
+        503,
+        "rule_error",
+    ),
+    (
+        "site with a monitor rule that did not compile",
+        "broken-monitor.org",
+        "broken-monitor.org",
+        "/",
+        (),
+        None,
+        True,
+        "forward",
+        "forward",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("sni", "host", "path", "extra", "cert", "tls", "expected", "outcome"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_table(
+    sni: str | None,
+    host: str,
+    path: str,
+    extra: Sequence[str],
+    cert: bytes | None,
+    tls: bool,
+    expected: int | str,
+    outcome: str,
+) -> None:
+    decision, record = decide(decider(), conn(sni, cert=cert, tls=tls), get(host, path, *extra))
+    assert status(decision) == expected
+    assert record.outcome == outcome
+    assert record.snapshot_version == 1
+    if isinstance(decision, Respond):
+        assert dict(decision.headers)[b"x-request-id"] == b"rid-1"
+        assert b"rid-1" in decision.body
+
+
+def test_no_state_yet_is_503_and_never_an_origin() -> None:
+    decision, record = decide(decider(None), conn(), get("api.example.com"))
+    assert status(decision) == 503
+    assert record.outcome == "not_configured"
+
+
+def test_unknown_host_page_escapes_the_hostname() -> None:
+    d = decider()
+    decision, _ = decide(d, conn("x.test"), head(b"GET / HTTP/1.0\r\nHost: a-b_c.test\r\n\r\n"))
+    assert isinstance(decision, Respond) and decision.status == 404
+    assert b"a-b_c.test" in decision.body and b"text/html" in dict(decision.headers)[b"content-type"]
+
+
+def test_http10_without_host_uses_the_sni() -> None:
+    decision, record = decide(decider(), conn("www.example.com"), head(b"GET / HTTP/1.0\r\n\r\n"))
+    assert isinstance(decision, Forward)
+    assert record.host == "www.example.com"
+
+
+# --- what a forwarded request carries ------------------------------------------------------------
+
+
+def test_forward_carries_rfc9440_and_status() -> None:
+    decision, record = decide(decider(), conn(cert=LEAF_DER), get("api.example.com"))
+    assert isinstance(decision, Forward)
+    headers = dict(decision.extra_headers)
+    assert headers[b"Client-Cert-Status"] == b"valid"
+    assert headers[b"Client-Cert"] == record.auth.client_cert
+    assert record.auth.cert_verified and record.auth.cert_serial == format(LEAF.serial_number, "x")
+
+
+def test_forward_without_certificate_still_says_none() -> None:
+    decision, record = decide(decider(), conn("www.example.com"), get("www.example.com"))
+    assert isinstance(decision, Forward)
+    assert list(decision.extra_headers) == [(b"Client-Cert-Status", b"none")]
+    assert record.auth is NO_CERTIFICATE
+
+
+def test_revocation_applies_to_the_same_connection_on_its_next_request() -> None:
+    d = decider()
+    c = conn(cert=LEAF_DER)
+    first, _ = decide(d, c, get("api.example.com"))
+    assert isinstance(first, Forward)
+    d.set_state(
+        EdgeState.from_snapshot(
+            snapshot(2, revoked=(format(LEAF.serial_number, "x"),)), now=NOW, previous=STATE
+        )
+    )
+    second, record = decide(d, c, get("api.example.com"))
+    assert status(second) == 403
+    assert record.auth.cert_status == "revoked" and record.auth.cert_revoked
+    assert record.rule_id == SEED_RULE.id and record.snapshot_version == 2
+
+
+def test_expiry_is_judged_at_request_time() -> None:
+    d = decider()
+    c = conn(cert=LEAF_DER)
+    assert isinstance(decide(d, c, get("api.example.com"))[0], Forward)
+    later = LEAF.not_valid_after_utc + dt.timedelta(seconds=1)
+    decision, record = decide(d, c, get("api.example.com"), now=later)
+    assert status(decision) == 403 and record.auth.cert_status == "expired"
+
+
+# --- rules -----------------------------------------------------------------------------------------
+
+
+def test_block_page_is_json_when_preferred() -> None:
+    decision, record = decide(decider(), conn(), get("api.example.com", "/", "Accept: application/json"))
+    assert isinstance(decision, Respond) and decision.status == 403
+    assert dict(decision.headers)[b"content-type"] == b"application/json"
+    body = json.loads(decision.body)
+    assert body == {
+        "status": 403,
+        "error": "blocked",
+        "message": body["message"],
+        "request_id": "rid-1",
+    }
+    assert record.rule_id == SEED_RULE.id and record.rule_action == "deny"
+
+
+def test_monitor_match_is_recorded_and_the_request_goes_on() -> None:
+    decision, record = decide(decider(), conn(cert=LEAF_DER), get("api.example.com", "/watch"))
+    assert isinstance(decision, Forward)
+    assert record.monitored == (WATCH_RULE.id,)
+    assert (record.rule_id, record.rule_action) == (WATCH_RULE.id, "monitor")
+
+
+def test_monitor_then_deny_keeps_both() -> None:
+    decision, record = decide(decider(), conn(), get("api.example.com", "/watch"))
+    assert status(decision) == 403
+    assert record.monitored == (WATCH_RULE.id,)
+    assert (record.rule_id, record.rule_action) == (SEED_RULE.id, "deny")
+
+
+def test_fail_closed_can_be_turned_off() -> None:
+    d = decider(fail_closed_on_rule_errors=False)
+    for host in ("broken-deny.org", "broken-origin.org"):
+        decision, _ = decide(d, conn(host), get(host))
+        assert isinstance(decision, Forward)
+
+
+def test_fail_closed_names_the_rule() -> None:
+    _, record = decide(decider(), conn("broken-deny.org"), get("broken-deny.org"))
+    assert record.rule_id == 30 and "did not compile" in record.error
+
+
+class _BadAuthenticator:
+    def authenticate(
+        self,
+        state: EdgeState,
+        host: HostState,
+        leaf: bytes | None,
+        inter: Sequence[bytes] = (),
+        *,
+        now: dt.datetime,
+    ) -> ClientAuth:
+        return dataclasses.replace(NO_CERTIFICATE, cert_verified="yes")  # type: ignore[arg-type]
+
+
+def test_a_rule_that_raises_fails_closed_with_500() -> None:
+    d = Decider(_BadAuthenticator())
+    d.set_state(STATE)
+    decision, record = decide(d, conn(), get("api.example.com"))
+    assert status(decision) == 500
+    assert record.outcome == "rule_error" and "FieldValueError" in record.error
+
+
+# --- origin rules ----------------------------------------------------------------------------------
+
+
+def _target(
+    path: str, sni: str | None = "api.example.com", host: str = "api.example.com", tls: bool = True
+) -> Forward:
+    decision, _ = decide(decider(), conn(sni, cert=LEAF_DER, tls=tls), get(host, path))
+    assert isinstance(decision, Forward), decision
+    return decision
+
+
+def test_default_origin_is_the_record() -> None:
+    t = _target("/").origin
+    assert (t.scheme, t.host, t.port, t.sni, t.host_header, t.read_timeout) == (
+        "http",
+        "10.0.0.1",
+        80,
+        None,
+        None,
+        30.0,
+    )
+
+
+def test_origin_rule_sets_scheme_port_host_and_timeout() -> None:
+    t = _target("/v2/x").origin
+    assert (t.scheme, t.host, t.port, t.host_header, t.read_timeout) == (
+        "https",
+        "10.0.0.1",
+        8443,
+        b"backend.internal",
+        7.0,
+    )
+    assert t.sni == "backend.internal"  # the Host the origin is asked for, unless a rule names an SNI
+
+
+def test_later_origin_rules_override_earlier_ones_field_by_field() -> None:
+    t = _target("/v2/special").origin
+    assert (t.scheme, t.host, t.port, t.sni, t.host_header) == (
+        "https",
+        "10.9.9.9",
+        9443,
+        "special.internal",
+        b"backend.internal",
+    )
+
+
+def test_follow_uses_the_client_scheme() -> None:
+    assert _target("/follow").origin.scheme == "https"
+    assert _target("/follow", None, "www.example.com", tls=False).origin.scheme == "http"
+
+
+def test_https_origin_sni_defaults_to_the_request_host() -> None:
+    assert _target("/follow", "a.wild.example.com", "a.wild.example.com").origin.sni == "a.wild.example.com"
+
+
+def test_origin_settings_come_from_decision_settings() -> None:
+    d = decider(origin_connect_timeout=1.5, origin_read_timeout=9.0, verify_origin_tls=False)
+    decision, _ = decide(d, conn(cert=LEAF_DER), get("api.example.com", "/v2"))
+    assert isinstance(decision, Forward)
+    t = decision.origin
+    assert (t.connect_timeout, t.read_timeout, t.verify_tls) == (1.5, 7.0, False)
+
+
+def test_targets_are_reused() -> None:
+    d = decider()
+    a, _ = decide(d, conn(cert=LEAF_DER), get("api.example.com", "/v2/a"))
+    b, _ = decide(d, conn(cert=LEAF_DER), get("api.example.com", "/v2/b"))
+    assert isinstance(a, Forward) and isinstance(b, Forward) and a.origin is b.origin
+
+
+def test_rules_survive_a_state_swap_without_recompiling() -> None:
+    d = decider()
+    decide(d, conn(cert=LEAF_DER), get("api.example.com"))
+    compiled = dict(d._filter_sets)
+    d.set_state(EdgeState.from_snapshot(snapshot(2), now=NOW, previous=STATE))
+    decide(d, conn(cert=LEAF_DER), get("api.example.com"))
+    assert all(d._filter_sets[k] is v for k, v in compiled.items())
+
+
+# --- rule fields -----------------------------------------------------------------------------------
+
+
+def test_every_scheme_field_is_answered_with_its_type() -> None:
+    getters = field_getters()
+    assert set(getters) == set(EDGE_SCHEME.field_types)
+    auth = ClientAuthenticator().authenticate(STATE, STATE.hosts["api.example.com"], LEAF_DER, now=NOW)
+    h = get(
+        "api.example.com",
+        "/a/b?x=1&x=2&y=%41",
+        "User-Agent: ua/1",
+        "Referer: https://r.test/",
+        "Cookie: a=1",
+        "Cookie: b=2",
+        "X-Multi: one",
+        "X-Multi: two",
+    )
+    view = _RequestView(conn(cert=LEAF_DER), h, "api.example.com", auth)
+    for name, type_ in EDGE_SCHEME.field_types.items():
+        value = view.get(name)
+        assert value is not None and value_check(type_)(value), (name, value)
+    expected = {
+        "http.host": "api.example.com",
+        "http.request.method": "GET",
+        "http.request.uri": "/a/b?x=1&x=2&y=%41",
+        "http.request.uri.path": "/a/b",
+        "http.request.uri.query": "x=1&x=2&y=%41",
+        "http.request.uri.args": {"x": ["1", "2"], "y": ["A"]},
+        "http.request.full_uri": "https://api.example.com/a/b?x=1&x=2&y=%41",
+        "http.user_agent": "ua/1",
+        "http.referer": "https://r.test/",
+        "http.cookie": "a=1; b=2",
+        "ip.src": ipaddress.ip_address("192.0.2.7"),
+        "ssl": True,
+        "tls.client_auth.cert_status": "valid",
+        "tls.client_auth.cert_verified": True,
+        "tls.client_auth.cert_not_after": int(LEAF.not_valid_after_utc.timestamp()),
+    }
+    for name, value in expected.items():
+        assert view.get(name) == value, name
+    headers = view.get("http.request.headers")
+    assert isinstance(headers, dict) and headers["x-multi"] == ["one", "two"]
+
+
+def test_absent_headers_are_empty_not_missing() -> None:
+    view = _RequestView(conn(), get("www.example.com"), "www.example.com", NO_CERTIFICATE)
+    assert [view.get(n) for n in ("http.user_agent", "http.referer", "http.cookie")] == ["", "", ""]
+    assert view.get("http.request.uri.args") == {}
+    assert view.get("tls.client_auth.cert_serial") == "" and view.get("tls.client_auth.cert_not_before") == 0
+
+
+def test_an_unparseable_peer_address_is_missing() -> None:
+    c = conn()
+    c.peer_ip = "not-an-ip"
+    assert _RequestView(c, get("www.example.com"), "www.example.com", NO_CERTIFICATE).get("ip.src") is None
