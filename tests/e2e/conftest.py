@@ -90,6 +90,8 @@ class EchoOrigin:
             protocol_version = "HTTP/1.1"
 
             def _echo(self) -> None:
+                if self.path.startswith("/delay/"):  # /delay/SECONDS/...: a slow origin
+                    time.sleep(float(self.path.split("/")[2]))
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 seen = Seen(self.command, self.path, list(self.headers.items()), body)

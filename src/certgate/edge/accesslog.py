@@ -143,11 +143,15 @@ def rejected_entry(
 
 
 class AccessLog:
-    """Batches JSON lines on the event loop; a daemon thread writes them. Loop-thread only API."""
+    """Batches JSON lines on the event loop; a daemon thread writes them. Loop-thread only API.
+
+    ``destination``: ``"-"`` (stdout), a path (appended, created 0640), an open file descriptor
+    (not closed here), or None (disabled).
+    """
 
     def __init__(
         self,
-        destination: str | None,
+        destination: str | int | None,
         *,
         batch_lines: int = 256,
         flush_interval: float = 0.05,
@@ -175,6 +179,8 @@ class AccessLog:
             return
         if destination == "-":
             self._fd = 1
+        elif isinstance(destination, int):  # an open descriptor the caller keeps owning
+            self._fd = destination
         else:
             self._fd = os.open(destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
             self._owns_fd = True

@@ -95,7 +95,8 @@ def _quality(params: list[str]) -> float:
 def prefers_json(accept: bytes | None) -> bool:
     """True when ``Accept`` ranks ``application/json`` above ``text/html`` (RFC 9110 §12.5.1).
 
-    The most specific matching range decides each type's quality; a tie (``*/*``) means HTML.
+    The most specific matching range decides each type's quality; at equal quality the more
+    precisely named type wins, and a full tie (``*/*``, or no ``Accept``) means HTML.
     """
     if not accept:
         return False
@@ -119,9 +120,13 @@ def prefers_json(accept: bytes | None) -> bool:
                 continue
             if specificity > best.get(target, (0, 0.0))[0]:
                 best[target] = (specificity, q)
-    json_q = best.get("application/json", (0, 0.0))[1]
-    html_q = best.get("text/html", (0, 0.0))[1]
-    return json_q > 0.0 and json_q > html_q
+    json_specificity, json_q = best.get("application/json", (0, 0.0))
+    html_specificity, html_q = best.get("text/html", (0, 0.0))
+    if json_q <= 0.0:
+        return False
+    # Equal quality: the type the client named more precisely wins (``application/json, */*``
+    # asks for JSON); a plain ``*/*`` is a tie of equals, and then HTML.
+    return (json_q, json_specificity) > (html_q, html_specificity)
 
 
 def render(

@@ -319,6 +319,7 @@ class EdgeWorker:
                 ssl=self.router.listening_context,
                 backlog=s.backlog,
                 ssl_handshake_timeout=s.ssl_handshake_timeout,
+                ssl_shutdown_timeout=s.ssl_shutdown_timeout,
             )
             name = sock.getsockname()
             self.address = (name[0], name[1])

@@ -80,6 +80,8 @@ class EdgeSettings:
     """On SIGTERM/SIGINT: how long in-flight requests may finish before connections are aborted."""
     ssl_handshake_timeout: float = 10.0
     """A client that does not finish its TLS handshake within this is disconnected."""
+    ssl_shutdown_timeout: float = 5.0
+    """How long a closing TLS connection waits for the client's close_notify before it is dropped."""
     backlog: int = 1024
     """Listen backlog of each worker's socket."""
 
@@ -110,6 +112,7 @@ class EdgeSettings:
             "origin_connect_timeout",
             "origin_read_timeout",
             "ssl_handshake_timeout",
+            "ssl_shutdown_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"{name} must be positive", reason="edge.settings")
