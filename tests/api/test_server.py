@@ -105,6 +105,8 @@ def test_run_api_process(tmp_path: Path) -> None:
             f"http://127.0.0.1:{port}/edge/v1/snapshot", headers={"Authorization": f"Bearer {token}"}
         )
         assert snapshot.status_code == 200
+        console = httpx.get(f"http://127.0.0.1:{port}/console/login")
+        assert console.status_code == 200 and "text/html" in console.headers["content-type"]
     finally:
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)

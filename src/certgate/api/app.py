@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from certgate.api import actions as _actions  # noqa: F401  (registers every action)
 from certgate.api.auth import Authenticator, SignedRequest
@@ -241,8 +241,12 @@ def create_app(
     edge_token: str,
     poll_interval: float = 0.05,
     max_body_bytes: int = MAX_BODY_BYTES,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The control plane's HTTP application over ``ctx`` (its clock also judges signature dates)."""
+    """The control plane's HTTP application over ``ctx`` (its clock also judges signature dates).
+
+    ``extra_routes`` are served next to the API, e.g. ``Mount("/console", app=create_console(...))``:
+    the composition root decides what else this process serves."""
     if not edge_token:
         raise ValueError("edge_token must not be empty")
     watcher = VersionWatcher(ctx.store.current_version, interval=poll_interval)
@@ -284,6 +288,7 @@ def create_app(
         routes=[
             Route("/", rpc.handle, methods=["GET", "POST"]),
             Route(SNAPSHOT_PATH, snapshots.handle, methods=["GET"]),
+            *extra_routes,
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: http_error},

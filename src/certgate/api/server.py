@@ -11,12 +11,14 @@ from types import TracebackType
 from typing import Final
 
 import uvicorn
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp
 
 from certgate.api.app import create_app
 from certgate.bootstrap import ensure_edge_token, initialize
 from certgate.clock import Clock
 from certgate.errors import InvalidArgument
+from certgate.services.context import ServiceContext
 from certgate.settings import ControlPlaneSettings
 
 GRACEFUL_SHUTDOWN_SECONDS: Final = 5
@@ -62,15 +64,32 @@ def uvicorn_config(app: ASGIApp, *, access_log: bool, log_level: str, graceful: 
     )
 
 
+def console_routes(ctx: ServiceContext, settings: ControlPlaneSettings) -> list[BaseRoute]:
+    """The web console at ``/console``, signing sessions with the installation's console secret."""
+    # Imported here: the API does not depend on the console; this runner composes the two.
+    from certgate.console import create_console, load_or_create_secret
+    from certgate.console.secret import SECRET_FILE_NAME
+
+    secret = load_or_create_secret(settings.data_dir / SECRET_FILE_NAME)
+    return [Mount("/console", app=create_console(ctx, secret_key=secret, secure_cookies=False))]
+
+
 def run_api(
-    settings: ControlPlaneSettings, listen: str, *, log_level: str = "info", clock: Clock | None = None
+    settings: ControlPlaneSettings,
+    listen: str,
+    *,
+    log_level: str = "info",
+    clock: Clock | None = None,
+    console: bool = True,
 ) -> None:
     """``certgate api --data-dir DIR --listen HOST:PORT``: initialise the data directory if needed
-    (database, master key, edge CA, edge token) and serve the control plane until SIGINT/SIGTERM."""
+    (database, master key, edge CA, edge token) and serve the control plane (ESA API, snapshot
+    endpoint and, unless ``console=False``, the web console at ``/console``) until SIGINT/SIGTERM."""
     host, port = parse_listen(listen)
     ctx = initialize(settings, clock=clock)
     try:
-        app = create_app(ctx, settings, edge_token=ensure_edge_token(settings))
+        extra = console_routes(ctx, settings) if console else []
+        app = create_app(ctx, settings, edge_token=ensure_edge_token(settings), extra_routes=extra)
         sock = bind_socket(host, port)
         try:
             config = uvicorn_config(
