@@ -240,7 +240,10 @@ def test_smuggling_never_reaches_the_origin(world: World, case: str) -> None:
     assert not [p for p in world.echo.paths() if p.startswith("/smuggle/")]
 
 
-def test_bad_chunk_size_after_forwarding_started_is_not_passed_on(world: World) -> None:
+def test_bad_chunk_size_in_a_request_being_forwarded(world: World) -> None:
+    # The head was already decided (Forward); the bad chunk arrives in the same TLS record, so the
+    # edge drops the origin exchange before anything is written to it.
+    rejected_before = sum(1 for e in world.log() if e["outcome"] == "rejected")
     with world.client("open.example.com") as c:
         reply = c.raw(
             b"POST /smuggle/chunk HTTP/1.1\r\nHost: open.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -248,6 +251,9 @@ def test_bad_chunk_size_after_forwarding_started_is_not_passed_on(world: World) 
         )
     assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
     assert "/smuggle/chunk" not in world.echo.paths()
+    logged = world.log_entry("/smuggle/chunk")  # one line: the request's own, with the reason
+    assert logged["status"] == 400 and logged["error"].startswith("http.")
+    assert sum(1 for e in world.log() if e["outcome"] == "rejected") == rejected_before
 
 
 # --- origins that fail ----------------------------------------------------------------------------

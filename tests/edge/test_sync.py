@@ -282,3 +282,29 @@ def test_persist_failure_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest
         persist_snapshot(target, b"new")
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["snapshot.json"]
+
+
+async def test_a_bug_while_building_does_not_stop_the_loop(tmp_path: Path) -> None:
+    class Flaky(SnapshotSync):
+        calls = 0
+
+        def _build(self, data: bytes, header_version: str | None) -> EdgeState:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise TypeError("a bug")
+            return super()._build(data, header_version)
+
+    script = Script(ok(encoded(1)), ok(encoded(1)))
+    applied: list[EdgeState] = []
+    metrics = EdgeMetrics()
+    sync = Flaky(
+        settings(tmp_path),
+        applied.append,
+        clock=FixedClock(NOW),
+        tls_factory=FACTORY,
+        metrics=metrics,
+        transport=httpx.MockTransport(script),
+    )
+    await run_until(sync, script)
+    assert [s.version for s in applied] == [1]
+    assert metrics.snapshot_failures == {"build": 1}

@@ -156,6 +156,7 @@ class EdgeWorker:
         self._rid_prefix = secrets.token_hex(4)
         self._rid_counter = itertools.count(1)
         self._rids: dict[int, str] = {}  # id(RequestHead) → request id, while the request runs
+        self._active: set[int] = set()  # ids of connections with a request in progress
         self._rejected_rid = ""
         self._wrap_sni_callback()
 
@@ -207,12 +208,19 @@ class EdgeWorker:
     def _decide(self, conn: ConnectionInfo, head: RequestHead) -> Respond | Forward:
         received_at = time.time()
         record = RequestRecord(request_id=self._request_id())
-        self._rids[id(head)] = record.request_id
+        key = id(head)
+        self._rids[key] = record.request_id
+        self._active.add(conn.id)
 
         def done(result: ExchangeResult) -> None:
             self._done(conn, head, record, result, received_at)
 
-        return self.decider.decide(conn, head, record, now=self._now(), on_done=done)
+        try:
+            return self.decider.decide(conn, head, record, now=self._now(), on_done=done)
+        except BaseException:  # the proxy answers 500 and will not call `done`
+            del self._rids[key]
+            self._active.discard(conn.id)
+            raise
 
     def _done(
         self,
@@ -223,6 +231,7 @@ class EdgeWorker:
         received_at: float,
     ) -> None:
         self._rids.pop(id(head), None)
+        self._active.discard(conn.id)
         host = record.host if record.known_host else "unknown"
         self.metrics.request(host, result.status, record.auth.cert_status, record.outcome, result.duration)
         if record.monitored:
@@ -237,6 +246,8 @@ class EdgeWorker:
             )
 
     def _on_rejected(self, conn: ConnectionInfo, error: RequestError) -> None:
+        if conn.id in self._active:
+            return  # the body of a decided request went bad: that request's own line reports it
         rid = self._rejected_rid = self._request_id()
         self.metrics.request("unknown", error.status, "none", "rejected", 0.0)
         if self.access_log is not None and self.access_log.enabled:

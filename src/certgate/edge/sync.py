@@ -154,7 +154,7 @@ class SnapshotSync:
             return False
         try:
             state = await asyncio.to_thread(self._build, data, None)
-        except (SnapshotError, ValueError) as exc:
+        except Exception as exc:  # whatever is wrong with the file, the control plane can fix it
             log.error("ignoring the persisted snapshot %s: %s", path, exc)
             if self._metrics is not None:
                 self._metrics.snapshot_failure("persisted")
@@ -191,6 +191,9 @@ class SnapshotSync:
             state = await asyncio.to_thread(self._build, data, response.headers.get(VERSION_HEADER))
         except (SnapshotError, ValueError) as exc:
             raise _PollError("decode", str(exc)) from exc
+        except Exception as exc:  # a bug in the build must not end the sync loop for good
+            log.exception("building snapshot state failed")
+            raise _PollError("build", f"{type(exc).__name__}: {exc}") from exc
         self._install(state, source="from the control plane")
         if self._persist:
             try:
