@@ -178,6 +178,9 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
             assert line, f"certgate up exited early: {out}"
             out += line
         assert re.search(rf"Console: +http://127\.0\.0\.1:{api_port}/console/", out)
+        with socket.create_connection(("127.0.0.1", api_port), timeout=5) as s:
+            s.sendall(b"GET /console/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert s.recv(32).split(b" ")[1] in (b"200", b"303", b"302")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
     for port in (api_port, edge_port):

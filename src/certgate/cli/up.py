@@ -76,7 +76,7 @@ def _edge_status(host: str, port: int, ca_file: Path, server_name: str) -> int |
 def cmd_up(args: argparse.Namespace) -> int:
     from certgate import bootstrap, demo
     from certgate.api.app import create_app
-    from certgate.api.server import BackgroundServer, parse_listen
+    from certgate.api.server import BackgroundServer, console_routes, parse_listen
     from certgate.services import accounts
 
     settings = ControlPlaneSettings.from_env(args.data_dir)
@@ -93,7 +93,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        api = BackgroundServer(create_app(ctx, settings, edge_token=token), host=api_host, port=api_port)
+        app = create_app(ctx, settings, edge_token=token, extra_routes=console_routes(ctx, settings))
+        api = BackgroundServer(app, host=api_host, port=api_port)
         api.start()
         servers.append(api)
         files = None
