@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from certgate.edge.accesslog import CERT_FIELDS, AccessLog, entry, rejected_entry, utc_iso
+from certgate.edge.accesslog import CERT_FIELDS, AccessLog, encode_entry, entry, rejected_entry, utc_iso
 from certgate.edge.clientauth import ClientAuth
 from certgate.edge.decision import RequestRecord
 from certgate.edge.http1 import RequestError, RequestHead, RequestReader
@@ -74,6 +74,21 @@ def test_entry_has_every_client_certificate_field() -> None:
     )
     assert (line["method"], line["uri"], line["user_agent"]) == ("GET", "/p?q=1", "ua")
     json.dumps(line)  # serialisable as it is
+
+
+def test_encoded_line_is_the_entry_also_when_the_verdict_changes_on_a_connection() -> None:
+    conn = _conn()
+    head = _head()
+    valid = ClientAuth(
+        cert_presented=True, cert_verified=True, cert_status="valid", cert_subject_dn='CN="q"\\é'
+    )
+    revoked = ClientAuth(cert_presented=True, cert_revoked=True, cert_status="revoked")
+    for auth, origin in ((valid, OriginTarget("https", "o.test", 443)), (valid, None), (revoked, None)):
+        record = RequestRecord(request_id="r", host="a.test", auth=auth, origin=origin, monitored=(1, 2))
+        result = ExchangeResult(status=200, started=1.0, finished=1.5, error="reset")
+        line = encode_entry(conn, head, record, result, worker=1, received_at=5.0)
+        assert "\n" not in line
+        assert json.loads(line) == entry(conn, head, record, result, worker=1, received_at=5.0)
 
 
 def test_rejected_entry() -> None:

@@ -39,7 +39,7 @@ import uvloop
 
 from certgate.clock import Clock
 from certgate.edge import pages, tls
-from certgate.edge.accesslog import AccessLog, entry, rejected_entry
+from certgate.edge.accesslog import AccessLog, encode_entry, rejected_entry
 from certgate.edge.clientauth import ClientAuthenticator
 from certgate.edge.decision import PEER_CERTIFICATES, Decider, DecisionSettings, RequestRecord
 from certgate.edge.http1 import RequestError, RequestHead
@@ -241,8 +241,8 @@ class EdgeWorker:
         if record.error and record.outcome == "rule_error":
             log.error("request %s on %s: %s", record.request_id, record.host, record.error)
         if self.access_log is not None and self.access_log.enabled:
-            self.access_log.write(
-                entry(conn, head, record, result, worker=self.worker_id, received_at=received_at)
+            self.access_log.write_line(
+                encode_entry(conn, head, record, result, worker=self.worker_id, received_at=received_at)
             )
 
     def _on_rejected(self, conn: ConnectionInfo, error: RequestError) -> None:
