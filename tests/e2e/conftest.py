@@ -233,7 +233,7 @@ class ClientCert:
         return format(self.leaf.serial_number, "x")
 
 
-def _write(
+def write_client_cert(
     tmp: Path,
     name: str,
     leaf: x509.Certificate,
@@ -595,7 +595,9 @@ def build_world(tmp: Path) -> World:
         )
         assert issued.private_key_pem is not None
         leaf = x509.load_pem_x509_certificate(issued.certificate.cert.certificate_pem.encode())
-        certs[name] = _write(certs_dir, name, leaf, issued.private_key_pem, cert_id=issued.certificate.id)
+        certs[name] = write_client_cert(
+            certs_dir, name, leaf, issued.private_key_pem, cert_id=issued.certificate.id
+        )
     certificates.revoke_client_certificate(ctx, account, site.id, certs["revoked"].id)
     managed: CertificateAuthority = accounts.unseal_authority(ctx, new.managed_ca)
     for name, when in (
@@ -606,23 +608,23 @@ def build_world(tmp: Path) -> World:
             now=when, validity_days=30, key_type=KeyType.ECDSA_P256, common_name=name
         )
         assert issued_pki.private_key is not None
-        certs[name] = _write(
+        certs[name] = write_client_cert(
             certs_dir, name, issued_pki.certificate, private_key_to_pem(issued_pki.private_key)
         )
     wrong_eku, wrong_eku_key = _leaf(
         "server only", managed.certificate, managed.private_key, now, ExtendedKeyUsageOID.SERVER_AUTH
     )
-    certs["wrong_eku"] = _write(certs_dir, "wrong_eku", wrong_eku, wrong_eku_key)
+    certs["wrong_eku"] = write_client_cert(certs_dir, "wrong_eku", wrong_eku, wrong_eku_key)
     rogue = create_certificate_authority("Rogue CA", now=now)
     rogue_leaf = rogue.issue_client_certificate(
         now=now, validity_days=30, key_type=KeyType.ECDSA_P256, common_name="rogue"
     )
     assert rogue_leaf.private_key is not None
-    certs["untrusted"] = _write(
+    certs["untrusted"] = write_client_cert(
         certs_dir, "untrusted", rogue_leaf.certificate, private_key_to_pem(rogue_leaf.private_key)
     )
     custom_leaf, custom_key = _leaf("custom device", intermediate[0], intermediate[1], now)
-    certs["custom"] = _write(certs_dir, "custom", custom_leaf, custom_key, (intermediate[0],))
+    certs["custom"] = write_client_cert(certs_dir, "custom", custom_leaf, custom_key, (intermediate[0],))
 
     world = World(
         tmp=tmp,

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import Client, EchoOrigin
+from tests.e2e.conftest import Client, EchoOrigin, write_client_cert
 
 from certgate.edge import server as server_module
 from certgate.edge.accesslog import CERT_FIELDS
@@ -108,13 +108,11 @@ def origin() -> Iterator[EchoOrigin]:
 
 @pytest.fixture
 def client_cert(tmp_path: Path) -> Any:
-    from tests.e2e.conftest import _write
-
     issued = MANAGED.issue_client_certificate(
         now=NOW, validity_days=10, key_type=KeyType.ECDSA_P256, common_name="device"
     )
     assert issued.private_key is not None
-    return _write(tmp_path, "device", issued.certificate, private_key_to_pem(issued.private_key))
+    return write_client_cert(tmp_path, "device", issued.certificate, private_key_to_pem(issued.private_key))
 
 
 def edge_settings(tmp_path: Path, **overrides: Any) -> EdgeSettings:
