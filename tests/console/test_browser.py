@@ -1,16 +1,22 @@
 """The seed page, walked in a real browser (Debian's chromium driven by Playwright): log in,
 Websites → site → SSL/TLS → Client Certificates, create an ECDSA certificate, take the key from
 the Preview Certificate dialog, close it and prove the key is gone, bind a domain name, create the
-mTLS rule, revoke through the confirmation box. Every screen is saved to ``artifacts/console/``.
+mTLS rule, then ask the edge with the downloaded certificate (200) and without (403), revoke
+through the confirmation box and see the edge answer 403. Every screen is saved to
+``artifacts/console/``.
 
-The control plane runs for real (uvicorn on a loopback port, SQLite, the system clock); the
-browser is checked for script errors, unlabelled controls and requests to any other origin.
+The control plane runs for real (the API app with the console mounted, uvicorn on a loopback
+port, SQLite, the system clock), and so do the edge (pulling snapshots from it) and an origin;
+the browser is checked for script errors, unlabelled controls and requests to any other origin.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import socket
+import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +26,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
-from tests.console.conftest import Tenant, console_app, make_context, make_tenant
+from tests.console.conftest import Tenant, make_context, make_tenant
 
-from certgate.api.server import BackgroundServer
+from certgate.api.app import create_app
+from certgate.api.server import BackgroundServer, console_routes
+from certgate.bootstrap import ensure_edge_token
 from certgate.clock import SystemClock
 from certgate.console.certificates import CONFIRM_REVOKE
 from certgate.console.rules import NO_HOSTNAME_WARNING
+from certgate.demo import origin_app
+from certgate.edge.server import EdgeThread
+from certgate.edge.settings import EdgeSettings
 from certgate.model import CertificateStatus, RuleAction
 from certgate.services import accounts, certificates, rules
 from certgate.services.context import ServiceContext
+from certgate.settings import ControlPlaneSettings
 
 pytestmark = pytest.mark.browser
 
@@ -58,20 +70,67 @@ class ControlPlane:
     url: str
     ctx: ServiceContext
     tenant: Tenant
+    edge_port: int
+    edge_ca: Path
+
+    def edge_status(self, hostname: str, cert: Path | None = None, key: Path | None = None) -> int:
+        """Status of ``GET /`` at the edge, as a TLS client with or without a client certificate."""
+        tls = ssl.create_default_context(cafile=str(self.edge_ca))
+        if cert is not None:
+            tls.load_cert_chain(cert, key)
+        with socket.create_connection(("127.0.0.1", self.edge_port), timeout=10) as raw:
+            with tls.wrap_socket(raw, server_hostname=hostname) as conn:
+                conn.sendall(f"GET / HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+                return int(conn.recv(64).split(b" ", 2)[1])
+
+    def expect_edge(
+        self, status: int, hostname: str, cert: Path | None = None, key: Path | None = None
+    ) -> None:
+        """The edge applies changes within a second (long-poll); wait that long for ``status``."""
+        deadline = time.monotonic() + 10
+        seen = None
+        while time.monotonic() < deadline:
+            seen = self.edge_status(hostname, cert, key)
+            if seen == status:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the edge answered {seen} for {hostname}, expected {status}")
 
 
 @pytest.fixture
 def control_plane(tmp_path: Path, _migrated_sqlite_file: Path) -> Iterator[ControlPlane]:
-    """The console on a real loopback server, over SQLite, on the system clock (so what it issues
-    is valid now, for an edge to check)."""
+    """The control plane (API + console) on a real loopback server over SQLite on the system clock
+    (so what it issues is valid now), an origin, and an edge that pulls its snapshots."""
     db = tmp_path / "certgate.db"
     shutil.copyfile(_migrated_sqlite_file, db)
     ctx = make_context(f"sqlite:///{db}", SystemClock())
+    settings = ControlPlaneSettings(data_dir=tmp_path, database_url=f"sqlite:///{db}")
     try:
-        accounts.ensure_edge_authority(ctx)
+        edge_ca = tmp_path / "edge-ca.pem"
+        edge_ca.write_text(accounts.ensure_edge_authority(ctx).certificate_pem)
         tenant = make_tenant(ctx, "alice", "example.com", ["api.example.com", "www.example.com"])
-        with BackgroundServer(console_app(ctx)) as server:
-            yield ControlPlane(server.url, ctx, tenant)
+        token = ensure_edge_token(settings)
+        app = create_app(ctx, settings, edge_token=token, extra_routes=console_routes(ctx, settings))
+        with BackgroundServer(app) as server, BackgroundServer(origin_app) as origin:
+            rules.create_origin_rule(
+                ctx,
+                tenant.account_id,
+                tenant.site_id,
+                rules.OriginRuleInput(name="origin", expression="ssl", origin_http_port=origin.port),
+            )
+            edge_settings = EdgeSettings(
+                control_plane=server.url,
+                token=token,
+                listen="127.0.0.1:0",
+                workers=1,
+                state_dir=tmp_path / "edge",
+                access_log=None,
+            )
+            with EdgeThread(edge_settings) as edge:
+                assert edge.wait_for_version(ctx.store.current_version(), timeout=15)
+                plane = ControlPlane(server.url, ctx, tenant, edge.port, edge_ca)
+                plane.expect_edge(200, "api.example.com")  # not mTLS yet: straight to the origin
+                yield plane
     finally:
         ctx.store.close()
 
@@ -349,7 +408,12 @@ def test_the_seed_page_in_a_browser(walk: SeedWalk) -> None:
     walk.close_preview_and_prove_the_key_is_gone()
     walk.bind_hostname("api.example.com")
     walk.create_mtls_rule("api.example.com")
+    plane, crt, key = walk.plane, walk.certificate_file, walk.key_file
+    plane.expect_edge(403, "api.example.com")  # without the certificate: blocked by the rule
+    plane.expect_edge(200, "api.example.com", crt, key)  # with the downloaded one: the origin
+    assert plane.edge_status("www.example.com") == 200  # the rule names api.example.com only
     walk.revoke_certificate()
+    plane.expect_edge(403, "api.example.com", crt, key)  # revoked: blocked
     walk.escape_also_closes_a_preview_for_good()
     walk.check_a_narrow_screen()
     assert walk.screens == 14
