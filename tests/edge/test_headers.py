@@ -137,13 +137,26 @@ def test_response_hop_by_hop_removed_and_framing_added() -> None:
         b"Transfer-Encoding: chunked\r\nTrailer: X-T\r\nUpgrade: h2c\r\nSet-Cookie: a=1\r\n\r\n"
     )
     raw = client_response_head(resp, framing=b"transfer-encoding: chunked\r\n", connection=b"")
-    assert raw == b"HTTP/1.1 200 Fine\r\nset-cookie: a=1\r\ntransfer-encoding: chunked\r\n\r\n"
+    assert raw == b"HTTP/1.1 200 Fine\r\nSet-Cookie: a=1\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def test_response_field_names_keep_their_case_and_lookalikes_survive() -> None:
+    resp = response(
+        b"HTTP/1.1 200 OK\r\nX-Connection: kept\r\nTEST: kept\r\nContent-Lengthy: kept\r\n"
+        b"CONNECTION: close\r\nX-Upgrade: kept\r\nContent-Length: 0\r\n\r\n"
+    )
+    raw = client_response_head(resp, framing=b"content-length: 0\r\n", connection=b"")
+    assert raw == (
+        b"HTTP/1.1 200 OK\r\nX-Connection: kept\r\nTEST: kept\r\nContent-Lengthy: kept\r\n"
+        b"X-Upgrade: kept\r\ncontent-length: 0\r\n\r\n"
+    )
+    assert resp.headers[0] == (b"x-connection", b"kept")
 
 
 def test_response_content_length_is_rewritten_once() -> None:
     resp = response(b"HTTP/1.1 404 \r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\n")
     raw = client_response_head(resp, framing=b"content-length: 3\r\n", connection=b"connection: close\r\n")
     assert raw == (
-        b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\n"
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
         b"content-length: 3\r\nconnection: close\r\n\r\n"
     )

@@ -16,10 +16,11 @@ Pure functions over `http1` heads, no I/O. Rules (each one is a security propert
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from certgate.edge.http1 import CRLF, RequestHead, ResponseHead, status_line
+from certgate.edge.http1 import CRLF, HOP_BY_HOP, RequestHead, ResponseHead, status_line
 
 __all__ = [
     "DEFAULT_STRIPPED_REQUEST_HEADERS",
@@ -28,12 +29,8 @@ __all__ = [
     "client_response_head",
     "origin_request_head",
     "request_drop_set",
-    "response_drop_set",
 ]
 
-HOP_BY_HOP: Final = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
-)
 RFC9440_HEADERS: Final = frozenset({b"client-cert", b"client-cert-chain", b"client-cert-status"})
 DEFAULT_STRIPPED_REQUEST_HEADERS: Final = RFC9440_HEADERS | frozenset(
     {
@@ -49,7 +46,6 @@ DEFAULT_STRIPPED_REQUEST_HEADERS: Final = RFC9440_HEADERS | frozenset(
 
 # Written by the edge itself on every forwarded request / response.
 _EDGE_WRITTEN_REQUEST: Final = frozenset({b"host", b"content-length", b"expect"})
-_EDGE_WRITTEN_RESPONSE: Final = frozenset({b"content-length"})
 
 _BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
 
@@ -62,16 +58,10 @@ def request_drop_set(stripped: Iterable[bytes] = DEFAULT_STRIPPED_REQUEST_HEADER
     return HOP_BY_HOP | _EDGE_WRITTEN_REQUEST | names
 
 
-def response_drop_set() -> frozenset[bytes]:
-    return HOP_BY_HOP | _EDGE_WRITTEN_RESPONSE
-
-
-_RESPONSE_DROP: Final = response_drop_set()
-
-
 def _check_field(name: bytes, value: bytes) -> None:
     # Values come from the edge's own modules, but a CR/LF here would be header injection.
-    if not name or b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
+    # (Integer membership: ``b"x" in bytes`` costs ~10x more on CPython 3.13.)
+    if not name or 13 in value or 10 in value or 13 in name or 10 in name or 58 in name:
         raise ValueError(f"invalid header field {name!r}")
 
 
@@ -98,27 +88,20 @@ def origin_request_head(
     tokens = head.connection_tokens
     if tokens:
         drop = drop | tokens
-    parts = [head.method, b" ", head.target, b" HTTP/1.1\r\nhost: ", host_header, CRLF]
-    append = parts.append
-    for name, value in head.headers:
-        if name not in drop:
-            append(name)
-            append(b": ")
-            append(value)
-            append(CRLF)
-    parts += (b"x-forwarded-for: ", forwarded_for, b"\r\nx-forwarded-proto: ", forwarded_proto, CRLF)
-    for name, value in extra:
-        parts += (name, b": ", value, CRLF)
+    parts = [b"%s: %s\r\n" % field for field in head.headers if field[0] not in drop]
+    parts.append(b"x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n" % (forwarded_for, forwarded_proto))
+    for field in extra:
+        parts.append(b"%s: %s\r\n" % field)
     if head.chunked:
-        append(b"transfer-encoding: chunked\r\n\r\n")
+        parts.append(b"transfer-encoding: chunked\r\n\r\n")
     elif head.content_length is not None:
-        append(b"content-length: %d\r\n\r\n" % head.content_length)
+        parts.append(b"content-length: %d\r\n\r\n" % head.content_length)
     elif head.method in _BODY_METHODS:
         # Some origins answer 411 to a body method without any length.
-        append(b"content-length: 0\r\n\r\n")
+        parts.append(b"content-length: 0\r\n\r\n")
     else:
-        append(CRLF)
-    return b"".join(parts)
+        parts.append(CRLF)
+    return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s" % (head.method, head.target, host_header, b"".join(parts))
 
 
 def client_response_head(resp: ResponseHead, *, framing: bytes, connection: bytes) -> bytes:
@@ -127,16 +110,16 @@ def client_response_head(resp: ResponseHead, *, framing: bytes, connection: byte
     `framing` is a complete field line (``content-length: N\\r\\n``, ``transfer-encoding:
     chunked\\r\\n``) or ``b""``; `connection` likewise (``connection: close\\r\\n`` or ``b""``).
     """
-    drop = _RESPONSE_DROP | resp.connection_tokens if resp.connection_tokens else _RESPONSE_DROP
-    parts = [status_line(resp.status, resp.reason)]
-    append = parts.append
-    for name, value in resp.headers:
-        if name not in drop:
-            append(name)
-            append(b": ")
-            append(value)
-            append(CRLF)
-    append(framing)
-    append(connection)
-    append(CRLF)
-    return b"".join(parts)
+    if resp.connection_tokens:  # rare: Connection names more fields to drop
+        tokens = resp.connection_tokens
+        kept = b"".join([line for line in _LINES.findall(resp.end_to_end) if _name(line) not in tokens])
+    else:
+        kept = resp.end_to_end
+    return b"%s%s%s%s\r\n" % (status_line(resp.status, resp.reason), kept, framing, connection)
+
+
+def _name(line: bytes) -> bytes:
+    return line[: line.find(b":")].lower()
+
+
+_LINES: Final = re.compile(rb"[^\r\n]*\r\n")

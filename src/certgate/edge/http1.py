@@ -45,6 +45,10 @@ __all__ = [
 ]
 
 CRLF: Final = b"\r\n"
+HOP_BY_HOP: Final = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+)
+"""Hop-by-hop fields (RFC 9110 §7.6.1): never forwarded, in either direction."""
 LAST_CHUNK: Final = b"0\r\n\r\n"
 """Ends a chunked body (trailers are never forwarded)."""
 CONTINUE_100: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -143,11 +147,20 @@ class ResponseHead:
     status: int
     reason: bytes
     version: str
-    headers: list[tuple[bytes, bytes]]
-    """Lowercased names, values without surrounding whitespace."""
+    fields: bytes
+    """The header field lines exactly as received, each ending in CRLF (no final blank line)."""
+    end_to_end: bytes
+    """`fields` minus the hop-by-hop and Content-Length lines: what a proxy copies to its client
+    (cut out in the same pass that reads the framing, without splitting the block into fields;
+    names listed in `connection_tokens` are still in it)."""
     framing: Framing
     content_length: int | None
     connection_tokens: frozenset[bytes]
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The fields as (lowercased name, value) pairs (computed on each access)."""
+        return [(n.lower(), v) for n, v in _FIELD_LINE.findall(self.fields)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,22 +246,29 @@ class RequestReader:
     ``feed(data)`` returns the events completed by `data`, in order; a `RequestError` is always
     the last event ever returned (later feeds return nothing). Pipelined requests come out one
     after another; pacing them is the caller's job.
+
+    Hot path (one call per header line): sizes and counts are checked once per head, in
+    on_headers_complete, and only measured when the head could exceed the limit (it spans
+    chunks, or came in a chunk larger than the limit); whole chunks fed while a head is still
+    incomplete are counted as they come, which bounds what httptools buffers.
     """
 
     __slots__ = (
+        "_authority_cache",
         "_cl",
         "_cl_count",
         "_conn_tokens",
         "_dead",
         "_events",
         "_expect",
-        "_head_size",
         "_headers",
         "_host",
         "_host_count",
         "_in_body",
         "_in_head",
-        "_limits",
+        "_max_count",
+        "_max_head",
+        "_measure",
         "_messages",
         "_parser",
         "_raw_head",
@@ -260,21 +280,26 @@ class RequestReader:
     )
 
     def __init__(self, limits: HTTP1Limits | None = None) -> None:
-        self._limits = limits or HTTP1Limits()
+        limits = limits or HTTP1Limits()
+        self._max_head = limits.max_head_bytes
+        self._max_count = limits.max_header_count
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[RequestEvent] = []
         self._dead = False
         self._reject: RequestError | None = None
         self._in_head = False
         self._in_body = False
+        self._measure = False
         self._messages = 0
         self._raw_head = 0
+        # Last Host value seen and its parse (a connection keeps sending the same one); NUL
+        # never matches since llhttp refuses it in header values.
+        self._authority_cache: tuple[bytes, str, int | None] = (b"\x00", "", None)
         self._reset_message()
 
     def _reset_message(self) -> None:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
         self._trailer_size = 0
         self._host: bytes | None = None
         self._host_count = 0
@@ -299,30 +324,41 @@ class RequestReader:
             return []
         events: list[RequestEvent] = []
         self._events = events
-        was_in_head, messages = self._in_head, self._messages
-        while True:
-            try:
-                self._parser.feed_data(data)
-            except httptools.HttpParserUpgrade as up:
-                # llhttp pauses after a request carrying ``Connection: upgrade`` (CONNECT and
-                # upgrades with a body were refused in on_headers_complete). The edge never
-                # switches protocols: the request went out as a plain one, so what follows is
-                # simply the next request, for a fresh parser.
-                data = data[up.args[0] :]
-                self._parser = httptools.HttpRequestParser(self)
-                if data:
-                    continue
-            except httptools.HttpParserError as exc:
-                self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
-                return events
-            break
-        # httptools buffers a header line internally until it is complete, and our callbacks only
-        # count complete lines: bound that buffer by counting every chunk that was entirely head.
-        if was_in_head and self._in_head and messages == self._messages:
+        spanning = self._in_head
+        self._measure = spanning or len(data) > self._max_head
+        messages = self._messages
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as up:
+            self._after_upgrade(data[up.args[0] :])
+        except httptools.HttpParserError as exc:
+            self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
+            return events
+        # httptools buffers an incomplete header line internally: bound that buffer by counting
+        # every chunk that was entirely head.
+        if spanning and self._in_head and messages == self._messages:
             self._raw_head += len(data)
-            if self._raw_head > self._limits.max_head_bytes:
+            if self._raw_head > self._max_head:
                 self._fail(RequestError(431, "http.head_too_large"))
         return events
+
+    def _after_upgrade(self, rest: bytes) -> None:
+        # llhttp pauses after a request carrying ``Connection: upgrade`` (CONNECT and upgrades
+        # with a body were refused in on_headers_complete). The edge never switches protocols:
+        # the request went out as a plain one, so what follows is simply the next request, for a
+        # fresh parser (in a loop: a chunk can hold many such requests).
+        while True:
+            self._parser = httptools.HttpRequestParser(self)
+            if not rest:
+                return
+            try:
+                self._parser.feed_data(rest)
+                return
+            except httptools.HttpParserUpgrade as up:
+                rest = rest[up.args[0] :]
+            except httptools.HttpParserError as exc:
+                self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
+                return
 
     def _fail(self, error: RequestError) -> None:
         self._dead = True
@@ -341,26 +377,17 @@ class RequestReader:
 
     def on_url(self, url: bytes) -> None:
         self._url = self._url + url if self._url else url
-        self._head_size += len(url)
-        if self._head_size > self._limits.max_head_bytes:
-            raise self._stop(431, "http.head_too_large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:
             # Trailer fields of a chunked body: size-limited, then dropped (never forwarded).
             self._trailer_size += len(name) + len(value) + 4
-            if self._trailer_size > self._limits.max_head_bytes:
+            if self._trailer_size > self._max_head:
                 raise self._stop(431, "http.trailers_too_large")
             return
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._limits.max_head_bytes:
-            raise self._stop(431, "http.head_too_large")
-        headers = self._headers
-        if len(headers) >= self._limits.max_header_count:
-            raise self._stop(431, "http.too_many_headers")
         lname = name.lower()
-        value = value.strip(b" \t")
-        headers.append((lname, value))
+        value = value.rstrip(b" \t")  # llhttp already skipped the leading whitespace
+        self._headers.append((lname, value))
         if lname in _FRAMING_NAMES:
             if lname == b"host":
                 self._host = value
@@ -374,11 +401,20 @@ class RequestReader:
             elif lname == b"connection":
                 if self._conn_tokens is None:
                     self._conn_tokens = []
-                self._conn_tokens.extend(_tokens(value))
+                lower = value.lower()
+                if lower != b"keep-alive" and lower != b"close":
+                    self._conn_tokens.extend(_tokens(lower))
             else:
                 self._expect = value
 
     def on_headers_complete(self) -> None:
+        headers = self._headers
+        if len(headers) > self._max_count:
+            raise self._stop(431, "http.too_many_headers")
+        if self._measure:
+            size = len(self._url) + sum(len(n) + len(v) + 4 for n, v in headers)
+            if size > self._max_head:
+                raise self._stop(431, "http.head_too_large")
         parser = self._parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -400,7 +436,7 @@ class RequestReader:
                 raise self._stop(400, "http.framing.transfer_encoding")
             if self._te.lower() != b"chunked":
                 codings = _tokens(self._te)
-                if not codings or codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+                if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
                     # RFC 9112 §6.3: chunked not (only) last means the length is unknowable.
                     raise self._stop(400, "http.framing.transfer_encoding", self._te.decode("latin-1"))
                 raise self._stop(501, "http.framing.unsupported_coding", self._te.decode("latin-1"))
@@ -409,66 +445,75 @@ class RequestReader:
             if self._cl_count != 1 or _DIGITS.fullmatch(self._cl) is None:
                 raise self._stop(400, "http.framing.content_length")
             content_length = int(self._cl)
-        if parser.should_upgrade() and (chunked or content_length):
+        tokens = self._conn_tokens
+        if tokens is not None and (chunked or content_length) and parser.should_upgrade():
             # llhttp would hand the body over as "upgraded" bytes instead of parsing it.
             raise self._stop(400, "http.upgrade_with_body")
 
         # Target and authority.
         target = self._url
         authority = self._host
-        if self._host_count > 1 or (version == "1.1" and self._host_count == 0):
+        if self._host_count != 1 and (self._host_count > 1 or version == "1.1"):
             raise self._stop(400, "http.host", "exactly one Host header is required")
-        if target[:1] == b"/":
-            pass
-        elif target == b"*" and method == b"OPTIONS":
-            pass
-        elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
-            try:
-                url = httptools.parse_url(target)
-            except httptools.HttpParserInvalidURLError:
-                raise self._stop(400, "http.invalid_target") from None
-            if url.userinfo or not url.host:
+        if target[:1] != b"/":
+            if target == b"*" and method == b"OPTIONS":
+                pass
+            elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+                target, authority = self._absolute_form(target)
+            else:
                 raise self._stop(400, "http.invalid_target")
-            # RFC 9112 §3.2.2: the absolute-form authority replaces the Host header.
-            host_b = b"[" + url.host + b"]" if b":" in url.host else url.host
-            authority = host_b if url.port is None else b"%s:%d" % (host_b, url.port)
-            target = (url.path or b"/") + (b"?" + url.query if url.query is not None else b"")
-        else:
-            raise self._stop(400, "http.invalid_target")
         if authority is None:  # HTTP/1.0 without Host
             host, port, authority = "", None, b""
         else:
-            parsed = _parse_authority(authority)
-            if parsed is None:
-                raise self._stop(400, "http.host", "malformed Host")
-            host, port = parsed
+            cached = self._authority_cache
+            if cached[0] == authority:
+                host, port = cached[1], cached[2]
+            else:
+                parsed = _parse_authority(authority)
+                if parsed is None:
+                    raise self._stop(400, "http.host", "malformed Host")
+                host, port = parsed
+                self._authority_cache = (authority, host, port)
 
-        tokens = self._conn_tokens
+        expect = self._expect
         head = RequestHead(
-            method=method,
-            target=target,
-            version=version,
-            headers=self._headers,
-            keep_alive=parser.should_keep_alive(),
-            authority=authority,
-            host=host,
-            port=port,
-            content_length=content_length,
-            chunked=chunked,
-            expect_continue=self._expect is not None and self._expect.lower() == b"100-continue",
-            connection_tokens=_hop_tokens(tokens),
+            method,
+            target,
+            version,
+            headers,
+            parser.should_keep_alive(),
+            authority,
+            host,
+            port,
+            content_length,
+            chunked,
+            expect is not None and expect.lower() == b"100-continue",
+            _hop_tokens(tokens),
         )
         self._in_head = False
         self._in_body = True
         self._events.append(head)
+        self._reset_message()
+
+    def _absolute_form(self, target: bytes) -> tuple[bytes, bytes]:
+        try:
+            url = httptools.parse_url(target)
+        except httptools.HttpParserInvalidURLError:
+            raise self._stop(400, "http.invalid_target") from None
+        if url.userinfo or not url.host:
+            raise self._stop(400, "http.invalid_target")
+        # RFC 9112 §3.2.2: the absolute-form authority replaces the Host header.
+        host_b = b"[" + url.host + b"]" if url.host.find(b":") >= 0 else url.host
+        authority = host_b if url.port is None else b"%s:%d" % (host_b, url.port)
+        return (url.path or b"/") + (b"?" + url.query if url.query is not None else b""), authority
 
     def on_body(self, body: bytes) -> None:
         self._events.append(BodyChunk(body))
 
     def on_message_complete(self) -> None:
         self._in_body = False
+        self._trailer_size = 0
         self._events.append(MESSAGE_END)
-        self._reset_message()
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,40 +523,39 @@ class RequestReader:
 class ResponseReader:
     """Turns an origin's byte stream into `ResponseEvent`s, one response per `start()`.
 
+    Fast path: llhttp validates and frames the response in C without calling back per header;
+    the reader slices the head block out of the bytes it was fed and reads the three framing
+    fields with one regular expression. (llhttp runs in strict mode, so a head it accepts has
+    CRLF line ends and ``name:`` with no space before the colon: the slice and the regex see
+    exactly the fields llhttp saw.)
+
     A HEAD request's response has no body whatever its Content-Length says, and httptools cannot
     be told so: the reader stops llhttp right after such a head and checks that nothing followed.
     """
 
     __slots__ = (
-        "_cl",
-        "_cl_count",
-        "_conn_tokens",
+        "_buf",
         "_done",
         "_events",
         "_failed",
         "_head",
         "_head_request",
-        "_head_size",
-        "_headers",
-        "_interim",
         "_keep_alive",
-        "_limits",
-        "_messages",
+        "_max_count",
+        "_max_head",
         "_parser",
-        "_raw_head",
-        "_reason",
+        "_pos",
         "_stop_reason",
         "_stopped_at_head",
-        "_tail",
-        "_te",
         "_unsolicited",
     )
 
     def __init__(self, limits: HTTP1Limits | None = None) -> None:
-        self._limits = limits or HTTP1Limits()
+        limits = limits or HTTP1Limits()
+        self._max_head = limits.max_head_bytes
+        self._max_count = limits.max_header_count
         self._parser = httptools.HttpResponseParser(self)
         self._events: list[ResponseEvent] = []
-        self._messages = 0
         self._failed = False
         self.start(head_request=False)
 
@@ -526,19 +570,8 @@ class ResponseReader:
         self._stopped_at_head = False
         self._unsolicited = False
         self._stop_reason: str | None = None
-        self._tail = b""
-        self._reset_message()
-
-    def _reset_message(self) -> None:
-        self._reason = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
-        self._raw_head = 0
-        self._interim = False
-        self._cl: bytes | None = None
-        self._cl_count = 0
-        self._te: bytes | None = None
-        self._conn_tokens: list[bytes] | None = None
+        self._buf = b""
+        self._pos = 0
 
     @property
     def head(self) -> ResponseHead | None:
@@ -561,30 +594,32 @@ class ResponseReader:
             return []
         events: list[ResponseEvent] = []
         self._events = events
-        in_head_before = self._head is None
-        if self._head_request:
-            self._tail = (self._tail + data)[-4:]
+        in_head = self._head is None
+        if in_head:
+            # The head block is sliced out of these bytes once llhttp says it is complete.
+            self._buf = self._buf + data if self._buf else data
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail("http.origin.unexpected_upgrade")
         except httptools.HttpParserError as exc:
             if self._stopped_at_head:
-                # Stopped on purpose after a HEAD response's head; clean iff the head ended the data.
+                # Stopped on purpose after a HEAD response's head: clean iff nothing followed it.
                 self._parser = httptools.HttpResponseParser(self)
-                self._finish(keep_alive=self._keep_alive and self._tail == b"\r\n\r\n")
+                self._finish(keep_alive=self._keep_alive and self._pos == len(self._buf))
             elif self._done:
                 self._unsolicited = True
+            elif self._stop_reason is not None:
+                self._fail(self._stop_reason)
             else:
-                if self._stop_reason is not None:
-                    self._fail(self._stop_reason)
-                else:
-                    self._fail(_llhttp_reason(exc).replace("http.", "http.origin."), str(exc))
+                self._fail(_llhttp_reason(exc).replace("http.", "http.origin."), str(exc))
             return events
-        if in_head_before and self._head is None and not self._done:
-            self._raw_head += len(data)
-            if self._raw_head > self._limits.max_head_bytes:
-                self._fail("http.origin.head_too_large")
+        if in_head:
+            if self._head is None:
+                if len(self._buf) - self._pos > self._max_head:
+                    self._fail("http.origin.head_too_large")
+            elif not self._head_request:
+                self._buf = b""  # the body is not kept
         return events
 
     def feed_eof(self) -> list[ResponseEvent]:
@@ -611,77 +646,87 @@ class ResponseReader:
         self._stop_reason = reason
         return _Stop(reason)
 
-    # --- httptools callbacks -----------------------------------------------------------------
+    # --- httptools callbacks (deliberately no on_header / on_status: see the class docstring) ---
 
     def on_message_begin(self) -> None:
-        self._messages += 1
         if self._done:
             raise _Stop("unsolicited")
 
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-        self._head_size += len(reason) + 13
-        if self._head_size > self._limits.max_head_bytes:
-            raise self._stop("http.origin.head_too_large")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._head is not None:
-            return  # trailer fields: dropped
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._limits.max_head_bytes:
-            raise self._stop("http.origin.head_too_large")
-        if len(self._headers) >= self._limits.max_header_count:
-            raise self._stop("http.origin.too_many_headers")
-        lname = name.lower()
-        value = value.strip(b" \t")
-        self._headers.append((lname, value))
-        if lname == b"content-length":
-            self._cl = value
-            self._cl_count += 1
-        elif lname == b"transfer-encoding":
-            self._te = value if self._te is None else self._te + b"," + value
-        elif lname == b"connection":
-            if self._conn_tokens is None:
-                self._conn_tokens = []
-            self._conn_tokens.extend(_tokens(value))
-
     def on_headers_complete(self) -> None:
+        buf = self._buf
+        start = self._pos
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:  # cannot happen with strict llhttp; refuse rather than guess
+            raise self._stop("http.origin.malformed")
+        self._pos = end + 4
+        if end + 4 - start > self._max_head:
+            raise self._stop("http.origin.head_too_large")
+        line_end = buf.find(b"\r\n", start)
+        status_line = buf[start:line_end]
+        fields = buf[line_end + 2 : end + 2]
+        if len(fields) > 4 * self._max_count and fields.count(b"\r\n") > self._max_count:
+            raise self._stop("http.origin.too_many_headers")  # (a field line is >= 4 bytes)
         parser = self._parser
         status = parser.get_status_code()
         if status < 200:
             if status == 101:
                 raise self._stop("http.origin.unexpected_upgrade")
-            # 1xx interim response (100, 102, 103): not forwarded; the final one follows.
-            self._interim = True
-            return
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
+            return  # 1xx interim response (100, 102, 103): not forwarded; the final one follows
+        version = _VERSIONS.get(status_line[5:8])
+        if version is None:
             raise self._stop("http.origin.invalid_version")
         content_length: int | None = None
-        if self._cl is not None:
-            if self._cl_count != 1 or _DIGITS.fullmatch(self._cl) is None:
-                raise self._stop("http.origin.content_length")
-            content_length = int(self._cl)
+        te: bytes | None = None
+        tokens: list[bytes] | None = None
+        cl_count = 0
+        kept: list[bytes] = []
+        pos = 0
+        # One pass over the lowercased block finds every hop-by-hop or Content-Length line: the
+        # framing comes from their values, the end-to-end block from what lies between them.
+        # (Index i in "\n" + lower is the line's first byte in `fields`; the match stops at CR.)
+        for m in _HOP_LINE.finditer(b"\n" + fields.lower()):
+            name, value = m.group(1, 2)
+            if name == b"content-length":
+                cl_count += 1
+                value = value.rstrip(b" \t")
+                if cl_count > 1 or not value.isdigit() or len(value) > 18:  # bytes.isdigit: ASCII only
+                    raise self._stop("http.origin.content_length")
+                content_length = int(value)
+            elif name == b"transfer-encoding":
+                value = value.rstrip(b" \t")
+                te = value if te is None else te + b"," + value
+            elif name == b"connection":
+                value = value.rstrip(b" \t")
+                if value != b"keep-alive" and value != b"close":
+                    tokens = (tokens or []) + _tokens(value)
+            start, end = m.span()
+            kept.append(fields[pos:start])
+            pos = end + 1
+        if kept:
+            kept.append(fields[pos:])
+            end_to_end = b"".join(kept)
+        else:
+            end_to_end = fields
         framing: Framing
         if self._head_request or status == 204 or status == 304:
             framing = "none"
-        elif self._te is not None:
-            if self._te.lower() != b"chunked":
+        elif te is not None:
+            if te.lower() != b"chunked":
                 raise self._stop("http.origin.unsupported_coding")
             framing = "chunked"
         elif content_length is not None:
             framing = "length"
         else:
             framing = "close"
-        tokens = self._conn_tokens
         self._head = ResponseHead(
-            status=status,
-            reason=self._reason,
-            version=version,
-            headers=self._headers,
-            framing=framing,
-            content_length=content_length,
-            connection_tokens=_hop_tokens(tokens),
+            status,
+            status_line[13:],  # llhttp checked "HTTP/x.y NNN"; the reason (maybe empty) follows
+            version,
+            fields,
+            end_to_end,
+            framing,
+            content_length,
+            _NO_TOKENS if tokens is None else _hop_tokens(tokens),
         )
         self._events.append(self._head)
         if self._head_request:
@@ -693,10 +738,18 @@ class ResponseReader:
         self._events.append(BodyChunk(body))
 
     def on_message_complete(self) -> None:
-        if self._interim:
-            self._reset_message()
-            return
+        if self._head is None:
+            return  # the end of a 1xx interim response
         self._finish(keep_alive=self._parser.should_keep_alive())
+
+
+_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
+# Strict llhttp guarantees ``name:`` at the start of a CRLF-terminated line; matched on
+# b"\n" + the lowercased block, so the literal "\n" prefix keeps the scan fast.
+_HOP_LINE: Final = re.compile(
+    rb"\n(" + b"|".join(sorted(HOP_BY_HOP | {b"content-length"})) + rb"):[ \t]*([^\r\n]*)"
+)
+_FIELD_LINE: Final = re.compile(rb"^([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r$", re.MULTILINE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -711,9 +764,11 @@ _STATUS_LINES: Final[dict[int, bytes]] = {
 
 def status_line(status: int, reason: bytes = b"") -> bytes:
     """``HTTP/1.1 <status> <reason>\\r\\n``; the standard phrase when `reason` is empty."""
-    if not reason:
+    if not reason or reason == _PHRASES.get(status):
         line = _STATUS_LINES.get(status)
-        return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+        if line is not None:
+            return line  # prebuilt: no formatting for the usual "200 OK"
+        return b"HTTP/1.1 %d %s\r\n" % (status, reason)
     return b"HTTP/1.1 %d %s\r\n" % (status, reason)
 
 

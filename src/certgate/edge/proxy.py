@@ -49,7 +49,6 @@ from certgate.edge.headers import (
 from certgate.edge.http1 import (
     CONTINUE_100,
     LAST_CHUNK,
-    MESSAGE_END,
     BodyChunk,
     HTTP1Limits,
     RequestError,
@@ -318,49 +317,33 @@ def make_protocol_factory(
 
 
 class _Exchange:
-    """State of the request being served (one at a time per connection)."""
+    """State of the request being served (one at a time per connection).
 
-    __slots__ = (
-        "chunked_out",
-        "close_after",
-        "connect_started",
-        "connect_task",
-        "discard",
-        "forward",
-        "head",
-        "obuf",
-        "on_done",
-        "origin",
-        "replay",
-        "request_done",
-        "response_done",
-        "response_started",
-        "result",
-        "retried",
-        "sent_at",
-        "sent_marked",
-    )
+    No __slots__ on purpose: the class-level defaults below mean a new exchange sets only the
+    four fields every request needs (this object is created per request on the hot path).
+    """
+
+    forward: Forward | None = None
+    on_done: OnDone | None = None
+    origin: OriginConnection | None = None
+    connect_task: asyncio.Task[None] | None = None
+    connect_started = 0.0
+    sent_at = 0.0
+    replay: bytes | None = None
+    retried = False
+    sent_marked = False
+    response_started = False
+    response_done = False
+    chunked_out = False
+    close_after = False
+    discard = False
 
     def __init__(self, head: RequestHead) -> None:
         self.head = head
-        self.result = ExchangeResult(started=monotonic())
-        self.forward: Forward | None = None
-        self.on_done: OnDone | None = None
-        self.origin: OriginConnection | None = None
-        self.connect_task: asyncio.Task[None] | None = None
-        self.connect_started = 0.0
-        self.sent_at = 0.0
+        self.result = ExchangeResult(0, 0, 0, monotonic())
         self.obuf: list[bytes] = []
-        self.replay: bytes | None = None
-        self.retried = False
         # A bodiless request is complete with its head (its MessageEnd event follows at once).
         self.request_done = not head.has_body
-        self.sent_marked = False
-        self.response_started = False
-        self.response_done = False
-        self.chunked_out = False
-        self.close_after = False
-        self.discard = False
 
 
 class ProxyProtocol(asyncio.Protocol):
@@ -485,32 +468,29 @@ class ProxyProtocol(asyncio.Protocol):
         self._processing = True
         pending = self._pending
         try:
+            # (isinstance, not typing.cast: cast is a Python-level call on this hot path)
             while pending and not self._closing:
                 ev = pending[0]
-                t = type(ev)
-                if t is RequestHead:
+                if isinstance(ev, RequestHead):
                     if self._ex is not None:
                         break  # pipelined: waits for the current exchange
                     pending.popleft()
                     if self._draining:
                         self._close(linger=False)
                         break
-                    assert isinstance(ev, RequestHead)
                     self._begin(ev)
-                elif t is BodyChunk:
+                elif isinstance(ev, BodyChunk):
                     pending.popleft()
-                    assert isinstance(ev, BodyChunk)
                     self._request_body(ev.data)
-                elif ev is MESSAGE_END:
-                    pending.popleft()
-                    self._request_end()
-                else:
-                    assert isinstance(ev, RequestError)
+                elif isinstance(ev, RequestError):
                     ex = self._ex
                     if ex is not None and ex.request_done:
                         break  # a later request is bad: answer the current one first
                     pending.popleft()
                     self._request_error(ev)
+                else:  # MESSAGE_END
+                    pending.popleft()
+                    self._request_end()
             ex = self._ex
             if ex is not None and ex.obuf and ex.origin is not None:
                 self._flush_origin(ex)
@@ -522,7 +502,6 @@ class ProxyProtocol(asyncio.Protocol):
             self._resume_client(_PAUSE_PIPELINE)
 
     def _begin(self, head: RequestHead) -> None:
-        now = self._loop.time()
         ex = self._ex = _Exchange(head)
         self._head_since = 0.0
         conn = self.conn
@@ -546,7 +525,7 @@ class ProxyProtocol(asyncio.Protocol):
             self._error_response(ex, 500, close=True)
             return
         if not ex.request_done:
-            self._watchdog.arm(now + self._settings.body_timeout)
+            self._watchdog.arm(self._loop.time() + self._settings.body_timeout)
 
     def _forward(self, ex: _Exchange, fwd: Forward) -> None:
         head = ex.head
@@ -567,17 +546,35 @@ class ProxyProtocol(asyncio.Protocol):
             ex.result.error = "internal"
             self._error_response(ex, 500, close=True)
             return
-        if head.expect_continue and head.version == "1.1" and head.has_body:
+        if ex.request_done:  # no body
+            if head.method in _REPLAYABLE:
+                ex.replay = req
+        elif head.expect_continue and head.version == "1.1":
             self._transport.write(CONTINUE_100)
-        ex.obuf.append(req)
-        if not head.has_body and head.method in _REPLAYABLE:
-            ex.replay = req
         conn = self._engine.pool.checkout(target)
-        if conn is not None:
-            ex.result.upstream_reused = True
-            self._attach(ex, conn)
-        else:
+        if conn is None:
+            ex.obuf.append(req)
             self._connect(ex)
+            return
+        ex.result.upstream_reused = True
+        ex.origin = conn
+        ex.sent_at = monotonic()
+        if ex.request_done:
+            # The common case in one call: a pooled connection and a complete bodiless request.
+            ex.sent_marked = True
+            conn.begin(
+                self,
+                head_request=head.method == b"HEAD",
+                read_timeout=target.read_timeout,
+                now=self._last_rx,
+                request=req,
+                complete=True,
+            )
+        else:
+            ex.obuf.append(req)
+            conn.begin(self, head_request=False, read_timeout=target.read_timeout, now=self._last_rx)
+        if self._client_write_paused:
+            conn.pause_reading()
 
     def _connect(self, ex: _Exchange) -> None:
         assert ex.forward is not None
@@ -603,18 +600,14 @@ class ProxyProtocol(asyncio.Protocol):
         if self._ex is not ex or self._closing:
             conn.close()
             return
-        ex.result.upstream_connect = monotonic() - ex.connect_started
-        self._attach(ex, conn)
-        self._flush_origin(ex)
-        self._resume_client(_PAUSE_CONNECT)
-
-    def _attach(self, ex: _Exchange, conn: OriginConnection) -> None:
-        assert ex.forward is not None
+        ex.sent_at = monotonic()
+        ex.result.upstream_connect = ex.sent_at - ex.connect_started
         ex.origin = conn
-        conn.begin(self, head_request=ex.head.method == b"HEAD", read_timeout=ex.forward.origin.read_timeout)
+        conn.begin(self, head_request=ex.head.method == b"HEAD", read_timeout=target.read_timeout)
         if self._client_write_paused:
             conn.pause_reading()
-        ex.sent_at = monotonic()
+        self._flush_origin(ex)
+        self._resume_client(_PAUSE_CONNECT)
 
     def _flush_origin(self, ex: _Exchange) -> None:
         conn = ex.origin
@@ -625,7 +618,7 @@ class ProxyProtocol(asyncio.Protocol):
             obuf.clear()
         if ex.request_done and not ex.sent_marked:
             ex.sent_marked = True
-            conn.request_sent()
+            conn.request_sent(self._loop.time())
 
     def _request_body(self, data: bytes) -> None:
         ex = self._ex
@@ -730,25 +723,21 @@ class ProxyProtocol(asyncio.Protocol):
             return
         out: list[bytes] = []
         for ev in events:
-            t = type(ev)
-            if t is BodyChunk:
-                assert isinstance(ev, BodyChunk)
+            if isinstance(ev, BodyChunk):
                 data = ev.data
                 ex.result.bytes_out += len(data)
                 out.append(encode_chunk(data) if ex.chunked_out else data)
-            elif t is ResponseHead:
-                assert isinstance(ev, ResponseHead)
+            elif isinstance(ev, ResponseHead):
                 out.append(self._response_head(ex, ev))
-            elif ev is MESSAGE_END:
-                if ex.chunked_out:
-                    out.append(LAST_CHUNK)
-                ex.response_done = True
-            else:
-                assert isinstance(ev, ResponseError)
+            elif isinstance(ev, ResponseError):
                 if out:
                     self._transport.write(b"".join(out))
                 self._origin_error(ex, OriginError("protocol", ev.reason))
                 return
+            else:  # MESSAGE_END
+                if ex.chunked_out:
+                    out.append(LAST_CHUNK)
+                ex.response_done = True
         if out:
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
         if ex.response_done:
@@ -864,7 +853,8 @@ class ProxyProtocol(asyncio.Protocol):
         """The exchange is over (whatever happened): report it exactly once."""
         if self._ex is ex:
             self._ex = None
-        self._abort_origin(ex)  # no-op unless the exchange ends before its origin side did
+        if ex.origin is not None or ex.connect_task is not None:
+            self._abort_origin(ex)  # the exchange ends before its origin side did
         result = ex.result
         if result.finished:
             return

@@ -258,24 +258,50 @@ class OriginConnection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.is_open and self._request_sent and self.reader.reusable
+        """The exchange ended cleanly: the whole request went out and the response ended with
+        keep-alive, nothing stray followed, and the socket is still open."""
+        transport = self._transport
+        return (
+            self._state == _ACTIVE
+            and self._request_sent
+            and self.reader.reusable
+            and transport is not None
+            and not transport.is_closing()
+        )
 
-    def begin(self, listener: OriginListener, *, head_request: bool, read_timeout: float) -> None:
-        """Start an exchange: `listener` receives this connection's response events from now on."""
+    def begin(
+        self,
+        listener: OriginListener,
+        *,
+        head_request: bool,
+        read_timeout: float,
+        now: float | None = None,
+        request: bytes = b"",
+        complete: bool = False,
+    ) -> None:
+        """Start an exchange: `listener` receives this connection's response events from now on.
+
+        `now` is the event loop's time if the caller has it at hand (saves a clock read);
+        `request` is written at once, and `complete` says it is the whole request (one call for
+        the common bodiless request instead of begin + send + request_sent)."""
         if self._state != _IDLE:
             raise RuntimeError("OriginConnection.begin() on a busy or closed connection")
         self._state = _ACTIVE
         self._listener = listener
         self._read_timeout = read_timeout
-        self._request_sent = False
         self.exchanges += 1
         self.reader.start(head_request=head_request)
         if self._read_paused:
             self.resume_reading()
-        now = self._loop.time()
+        if now is None:
+            now = self._loop.time()
         self._wait_since = now
         self._last_rx = now
         self._watchdog.arm(now + read_timeout)
+        if request:
+            assert self._transport is not None
+            self._transport.write(request)
+        self._request_sent = complete
 
     def send(self, data: bytes) -> None:
         assert self._transport is not None
@@ -284,10 +310,10 @@ class OriginConnection(asyncio.Protocol):
     def write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
-    def request_sent(self) -> None:
+    def request_sent(self, now: float | None = None) -> None:
         """The whole request is written: the origin owes us a response from now on."""
         self._request_sent = True
-        self._wait_since = self._loop.time()
+        self._wait_since = self._loop.time() if now is None else now
 
     def pause_reading(self) -> None:
         """The client is slow: stop reading the response (its time does not count as the origin's)."""
@@ -301,12 +327,6 @@ class OriginConnection(asyncio.Protocol):
             self._wait_since = self._loop.time()
             if self._transport is not None and not self._transport.is_closing():
                 self._transport.resume_reading()
-
-    def detach(self) -> None:
-        """End the exchange; the pool decides between idle and close via `OriginPool.release`."""
-        self._listener = None
-        if self._state == _ACTIVE:
-            self._state = _IDLE
 
     def close(self) -> None:
         self._listener = None
@@ -343,8 +363,11 @@ class OriginConnection(asyncio.Protocol):
         self._watchdog.arm(due if owes else now + self._read_timeout)
 
     def _go_idle(self) -> None:
-        self.idle_since = self._loop.time()
-        self._watchdog.arm(self.idle_since + self._pool.settings.idle_timeout)
+        self._listener = None
+        self._state = _IDLE
+        # Released from inside data_received (the response just ended): _last_rx is "now".
+        self.idle_since = self._last_rx
+        self._watchdog.arm(self._last_rx + self._pool.settings.idle_timeout)
 
 
 class OriginPool:
@@ -372,7 +395,7 @@ class OriginPool:
         idle = self._idle.get(target.key)
         while idle:
             conn = idle.pop()
-            if conn.is_open:
+            if conn._state == _IDLE and conn._transport is not None and not conn._transport.is_closing():
                 self.reused += 1
                 return conn
         return None
@@ -407,19 +430,15 @@ class OriginPool:
 
     def release(self, conn: OriginConnection) -> None:
         """Take back `conn` after its exchange: kept idle if reusable, closed otherwise."""
-        reusable = conn.reusable
-        conn.detach()
-        if not reusable or self._closed:
-            conn.close()
-            return
-        idle = self._idle.get(conn.key)
-        if idle is None:
-            idle = self._idle[conn.key] = deque()
-        if len(idle) >= self.settings.max_idle_per_key:
-            conn.close()
-            return
-        conn._go_idle()
-        idle.append(conn)
+        if conn.reusable and not self._closed:
+            idle = self._idle.get(conn.key)
+            if idle is None:
+                idle = self._idle[conn.key] = deque()
+            if len(idle) < self.settings.max_idle_per_key:
+                conn._go_idle()
+                idle.append(conn)
+                return
+        conn.close()
 
     def idle_count(self, target: OriginTarget | None = None) -> int:
         if target is not None:
