@@ -417,9 +417,47 @@ class RequestReader:
                 raise self._stop(431, "http.head_too_large")
         parser = self._parser
         version = parser.get_http_version()
+        method = parser.get_method()
+        target = self._url
+        authority = self._host
+        if (
+            # Fast path, most requests: one Host, origin-form, no framing/Connection/Expect field.
+            self._host_count == 1
+            and self._te is None
+            and self._cl is None
+            and self._conn_tokens is None
+            and self._expect is None
+            and version == "1.1"
+            and target[:1] == b"/"
+            and method != b"CONNECT"
+            and authority == self._authority_cache[0]
+        ):
+            cached = self._authority_cache
+            self._events.append(
+                RequestHead(
+                    method,
+                    target,
+                    version,
+                    headers,
+                    parser.should_keep_alive(),
+                    cached[0],
+                    cached[1],
+                    cached[2],
+                    None,
+                    False,
+                    False,
+                    _NO_TOKENS,
+                )
+            )
+            self._in_head = False
+            self._in_body = True
+            self._url = b""
+            self._headers = []
+            self._host = None
+            self._host_count = 0
+            return
         if version != "1.1" and version != "1.0":
             raise self._stop(400, "http.invalid_version", version)
-        method = parser.get_method()
         if method == b"CONNECT":
             raise self._stop(405, "http.connect_refused")
 
@@ -451,8 +489,6 @@ class RequestReader:
             raise self._stop(400, "http.upgrade_with_body")
 
         # Target and authority.
-        target = self._url
-        authority = self._host
         if self._host_count != 1 and (self._host_count > 1 or version == "1.1"):
             raise self._stop(400, "http.host", "exactly one Host header is required")
         if target[:1] != b"/":

@@ -71,6 +71,8 @@ __all__ = [
     "ErrorPage",
     "ExchangeResult",
     "Forward",
+    "Headers",
+    "OnDone",
     "ProxyProtocol",
     "ProxySettings",
     "Respond",
