@@ -1188,3 +1188,40 @@ def test_the_protocol_runs_unchanged_under_a_tls_transport(run: Run, tmp_path: P
                 assert await c.closed(within=2)
 
     run(scenario())
+
+
+def test_on_connection_hook_runs_first_and_a_failing_hook_drops_the_connection(run: Run) -> None:
+    async def scenario() -> None:
+        seen: list[tuple[str | None, int]] = []
+
+        def on_connection(conn: ConnectionInfo) -> None:
+            conn.sni = "a.test"
+            conn.state["verified"] = "once per connection"
+
+        def decide(conn: ConnectionInfo, head: RequestHead) -> Decision:
+            seen.append((conn.sni, conn.requests))
+            assert conn.state == {"verified": "once per connection"}
+            return Respond(204)
+
+        async with edge(decide, on_connection=on_connection) as e:
+            c = await e.client()
+            c.send(GET + GET)
+            assert [(await c.response()).status for _ in range(2)] == [204, 204]
+            assert seen == [("a.test", 1), ("a.test", 2)]
+
+        def broken(conn: ConnectionInfo) -> None:
+            raise RuntimeError("bug")
+
+        async with edge(decide, on_connection=broken) as e:
+            c = await e.client()
+            c.send(GET)
+            assert await c.closed()
+
+    run(scenario())
+
+
+def test_respond_needs_a_final_status() -> None:
+    for status in (100, 101, 199, 1000):
+        with pytest.raises(ValueError):
+            Respond(status)
+    assert Respond(200).status == 200

@@ -184,6 +184,10 @@ class Respond:
     """Close the connection after this response."""
     on_done: OnDone | None = None
 
+    def __post_init__(self) -> None:
+        if not 200 <= self.status <= 999:
+            raise ValueError(f"Respond.status must be a final status (200-999), not {self.status}")
+
 
 @dataclass(frozen=True, slots=True)
 class Forward:
@@ -396,7 +400,11 @@ class ProxyProtocol(asyncio.Protocol):
         self._watchdog.arm(now + s.header_timeout)
         self._engine.registry.add(self)
         if self._engine.on_connection is not None:
-            self._engine.on_connection(self.conn)
+            try:
+                self._engine.on_connection(self.conn)
+            except Exception:
+                log.exception("on_connection() failed; dropping connection %d", self.conn.id)
+                self.abort()
 
     def data_received(self, data: bytes) -> None:
         now = self._last_rx = self._loop.time()
@@ -629,7 +637,7 @@ class ProxyProtocol(asyncio.Protocol):
         if ex.discard:
             if ex.result.bytes_in > self._settings.discard_body_limit:
                 self._finish(ex)
-                self._close(linger=False)
+                self._close(linger=True)
             return
         ex.obuf.append(encode_chunk(data) if ex.head.chunked else data)
 
