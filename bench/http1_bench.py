@@ -8,6 +8,8 @@ Both proxies and the origin share core 0; wrk runs on core 1 (the TECH-NOTES §4
     python bench/http1_bench.py                 # full comparison (needs wrk and nginx)
     python bench/http1_bench.py --micro         # per-request CPU cost of the sans-IO parts only
     python bench/http1_bench.py --serve 9444 --origin 127.0.0.1:9000   # just run the proxy
+    python bench/http1_bench.py --reference other_proxy.py   # + another proxy, run as
+                                                             #   `python other_proxy.py PORT ORIGIN_PORT`
 
 The proxy under test forwards every request with ``client-cert-status: none`` added (the shape
 of a real Forward decision) and an ``on_done`` callback, i.e. the per-request work the edge does
