@@ -9,8 +9,9 @@ works the same on a plain transport and on uvloop's TLS transport
 
 Behaviour worth knowing (each one is deliberate):
 
-* Malformed requests get 400/405/431/501 (from `http1`), a slow head 408, then the connection
-  closes; they never reach ``decide`` nor an origin.
+* Malformed request heads get 400/405/431/501 (from `http1`), a slow head 408, then the
+  connection closes; they never reach ``decide`` nor an origin. A body that turns out malformed
+  (bad chunk size) aborts the origin request before its end, so it is never complete there.
 * Pipelined requests are answered strictly in order; reading pauses while one is waiting.
 * ``Expect: 100-continue``: the edge sends ``100 Continue`` itself once the request is to be
   forwarded, and never forwards Expect. A `Respond` to such a request closes the connection
@@ -24,8 +25,9 @@ Behaviour worth knowing (each one is deliberate):
   sees a truncated response, never a wrong one.
 * Response framing towards the client: Content-Length kept; chunked and close-delimited
   responses are re-chunked for HTTP/1.1 clients and close-delimited for HTTP/1.0 ones.
-* Timing for access logs: `ExchangeResult` (loop-monotonic seconds) goes to the decision's
-  ``on_done`` once per request, whatever happened.
+* Timing for access logs: `ExchangeResult` (`time.monotonic` seconds) goes to the decision's
+  ``on_done`` exactly once per request, whatever happened (499 if the client left first).
+* ``X-Forwarded-For`` is replaced by the peer address, never appended to (see `headers`).
 """
 
 from __future__ import annotations
