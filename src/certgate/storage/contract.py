@@ -91,13 +91,19 @@ class TransactionGuard:
 
     @contextmanager
     def enter(self) -> Iterator[None]:
-        if getattr(self._local, "active", False):
-            raise RuntimeError("a transaction is already open on this store in this thread")
-        self._local.active = True
+        self.acquire()
         try:
             yield
         finally:
-            self._local.active = False
+            self.release()
+
+    def acquire(self) -> None:
+        if getattr(self._local, "active", False):
+            raise RuntimeError("a transaction is already open on this store in this thread")
+        self._local.active = True
+
+    def release(self) -> None:
+        self._local.active = False
 
 
 class ReadOnlyTransaction(RuntimeError):

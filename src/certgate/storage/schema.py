@@ -13,6 +13,7 @@ statement; revoked serials reference the authority, not a site, and outlive the 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -75,6 +76,36 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if not isinstance(value, dt.datetime):
             raise TypeError(f"the database returned {value!r} for a datetime column")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    # On SQLite the text form is SQLAlchemy's own ("YYYY-MM-DD HH:MM:SS.ffffff", which sorts in
+    # time order); these build and parse it in one C call each instead of SQLAlchemy's %-format of
+    # seven fields, which cost ~5 us per value, and issuance binds five of them per certificate.
+    # tests/storage/test_schema.py checks both against SQLAlchemy's DATETIME processors.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        to_naive_utc = self.process_bind_param
+
+        def process(value: Any) -> str | None:
+            naive = to_naive_utc(value, dialect)
+            if naive is None:
+                return None
+            text = naive.isoformat(" ")
+            return text if naive.microsecond else text + ".000000"  # isoformat drops a zero fraction
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        from_database = self.process_result_value
+        parse = dt.datetime.fromisoformat
+
+        def process(value: Any) -> dt.datetime | None:
+            return from_database(parse(value) if isinstance(value, str) else value, dialect)
+
+        return process
 
 
 def _created_updated() -> list[Column[dt.datetime]]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import operator
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -223,6 +224,7 @@ class SQLStore:
         self._guard = TransactionGuard()
         self._closed = False
         self._statements = _Statements(self._engine.dialect)
+        self._connections = _Connections(self._engine, keep=pool_size)
         try:
             if migrate:
                 self._migrate()
@@ -250,62 +252,59 @@ class SQLStore:
             except CommandError as exc:
                 raise SchemaError(f"cannot migrate the database to this version of certgate: {exc}") from exc
 
-    @contextmanager
-    def transaction(self) -> Iterator[SQLTransaction]:
-        with self._unit(read_only=False) as tx:
-            yield tx
+    def transaction(self) -> SQLTransaction:
+        return SQLTransaction(self, read_only=False)
 
-    @contextmanager
-    def read_transaction(self) -> Iterator[SQLTransaction]:
+    def read_transaction(self) -> SQLTransaction:
         """A read-only unit of work (``storage.contract``): one consistent snapshot, no writer
         lock (PostgreSQL: REPEATABLE READ, READ ONLY; SQLite: a deferred WAL read)."""
-        with self._unit(read_only=True) as tx:
-            yield tx
-
-    @contextmanager
-    def _unit(self, *, read_only: bool) -> Iterator[SQLTransaction]:
-        # The transaction is begun, committed and rolled back on the DBAPI connection, not through
-        # a SQLAlchemy Connection: that envelope alone cost ~50 us of CPU per unit of work, a
-        # tenth of an issuance. Methods not on the hot path still run SQLAlchemy Core, on a
-        # Connection wrapped around the same DBAPI connection on first use (SQLTransaction._read).
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        with self._guard.enter():
-            tx = SQLTransaction(self._engine, self._statements, self._engine.raw_connection(), read_only)
-            try:
-                tx._begin()
-                yield tx
-                if tx._dirty:
-                    tx._bump()
-                tx._finished = True
-                tx._commit()
-            except BaseException as exc:
-                tx._finished = True
-                tx._rollback(exc)
-                raise
-            finally:
-                tx._release()
+        return SQLTransaction(self, read_only=True)
 
     def current_version(self) -> int:
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        # Outside the guard on purpose: a plain read that never waits for the writer lock.
-        tx = SQLTransaction(self._engine, self._statements, self._engine.raw_connection(), True)
-        try:
-            version = tx.config_version()
-            tx._finished = True
-            tx._commit()
-            return version
-        except BaseException as exc:
-            tx._finished = True
-            tx._rollback(exc)
-            raise
-        finally:
-            tx._release()
+        # Outside the nesting guard on purpose: a plain read that never waits for the writer lock.
+        return SQLTransaction(self, read_only=True)._read_version_alone()
 
     def close(self) -> None:
         self._closed = True
+        self._connections.close()
         self._engine.dispose()
+
+
+class _Connections:
+    """Pooled connections kept checked out between units of work, newest first.
+
+    Checking a connection out of SQLAlchemy's pool and back in costs ~15-20 us of Python per
+    unit of work; a stack of up to ``keep`` idle ones in front of the pool costs a lock. Limits
+    are the pool's: connections beyond ``keep`` come from (and go back to) the pool and its
+    overflow. A connection that was invalidated is never kept. LIFO, as the pool itself: one
+    writer keeps reusing one connection, whose SQLite page cache then stays valid.
+    """
+
+    def __init__(self, engine: Engine, keep: int) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._idle: list[PoolProxiedConnection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> PoolProxiedConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._engine.raw_connection()
+
+    def put(self, pooled: PoolProxiedConnection) -> None:
+        if pooled.is_valid:
+            with self._lock:
+                if len(self._idle) < self._keep:
+                    self._idle.append(pooled)
+                    return
+        pooled.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for pooled in idle:
+            pooled.close()
 
 
 # -- row <-> entity -------------------------------------------------------------------------------
@@ -574,24 +573,25 @@ class _Prepared:
     cost of the statement itself on SQLite. Rows come back as named tuples.
     """
 
-    __slots__ = ("_binds", "_names", "_positional", "_results", "_row_type", "sql")
+    __slots__ = ("_convert", "_get", "_literals", "_names", "_positional", "_results", "_row_type", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql: str = compiled.string
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
         self._positional = bool(dialect.positional)
-        names = list(compiled.positiontup or ()) if self._positional else list(by_name)
-        # (name, processor or None, value of a literal bound in the statement itself or None)
-        self._binds = [
-            (
-                name,
-                by_name[name].type.dialect_impl(dialect).bind_processor(dialect),
-                None if by_name[name].required else by_name[name].effective_value,
-            )
-            for name in names
+        names = tuple(compiled.positiontup or ()) if self._positional else tuple(by_name)
+        self._names = names
+        # Values written into the statement itself (LIMIT 1, kind = 'managed', ...).
+        self._literals = {n: by_name[n].effective_value for n in names if not by_name[n].required}
+        self._get: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*names) if len(names) > 1 else lambda values: tuple(values[n] for n in names)
+        )
+        self._convert = [
+            (i, processor)
+            for i, name in enumerate(names)
+            if (processor := by_name[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
-        self._names = frozenset(names)
         columns = list(statement.exported_columns) if isinstance(statement, ReturnsRows) else []
         self._row_type = _make_row_type("Row", [c.name for c in columns]) if columns else None
         self._results = [
@@ -601,13 +601,15 @@ class _Prepared:
         ]
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        converted = []
-        for name, processor, literal in self._binds:
-            value = values[name] if name in values else literal
-            converted.append(value if processor is None else processor(value))
-        if self._positional:
-            return tuple(converted)
-        return dict(zip((name for name, _, _ in self._binds), converted, strict=True))
+        """The DBAPI parameters for ``values`` (by bind name; literals need not be given)."""
+        if self._literals:
+            values = {**self._literals, **values}
+        row: Any = self._get(values)
+        if self._convert:
+            row = list(row)
+            for i, process in self._convert:
+                row[i] = process(row[i])
+        return tuple(row) if self._positional else dict(zip(self._names, row, strict=True))
 
     def row(self, raw: Any) -> Any:
         """A named tuple of the converted columns of a DBAPI row (``None`` stays ``None``)."""
@@ -675,31 +677,98 @@ class _Statements:
 class SQLTransaction:
     """One unit of work on an ``SQLStore``; only valid inside its ``with`` block.
 
-    ``SQLStore._unit`` drives it: ``_begin``, the caller's calls, ``_bump`` if dirty, then
-    ``_commit`` or ``_rollback``, and always ``_release``.
+    It is its own context manager (``SQLStore.transaction()`` returns it unopened): ``__enter__``
+    takes a connection and begins, ``__exit__`` bumps the version if dirty and commits, or rolls
+    back, and always gives the connection back. The transaction is begun and ended on the DBAPI
+    connection, not through a SQLAlchemy Connection, whose envelope alone cost ~50 us of CPU per
+    unit of work; methods off the hot path still run SQLAlchemy Core, on a Connection wrapped
+    around the same DBAPI connection on first use (``_read``).
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        statements: _Statements,
-        pooled: PoolProxiedConnection,
-        read_only: bool,
-    ) -> None:
-        self._engine = engine
-        self._sql = statements
-        self._pooled = pooled
-        self._dbapi: Any = pooled.dbapi_connection
+    def __init__(self, store: SQLStore, *, read_only: bool) -> None:
+        self._store = store
+        self._engine = store._engine
+        self._sql = store._statements
+        self._pooled: Any = None  # PoolProxiedConnection while open
+        self._dbapi: Any = None
         self._cursor: Any = None
         self._conn: Connection | None = None  # the Core Connection, made on first use
         self._base: int | None = None  # the committed version, read at most once
         self._dirty = False
-        self._finished = False
+        self._finished = True  # until __enter__
         self._read_only = read_only
-        self._dialect = engine.dialect.name
+        self._dialect = self._engine.dialect.name
         self._restore: dict[str, Any] | None = None  # PostgreSQL session characteristics to undo
 
-    # -- the envelope (SQLStore._unit) ------------------------------------------------------------
+    # -- the envelope -----------------------------------------------------------------------------
+
+    def __enter__(self) -> SQLTransaction:
+        if self._store._closed:
+            raise RuntimeError("the store is closed")
+        if self._pooled is not None:
+            raise RuntimeError("a transaction object can be entered once")
+        guard = self._store._guard
+        guard.acquire()
+        try:
+            self._open()
+            try:
+                self._begin()
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+        except BaseException:
+            guard.release()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc is None:
+                try:
+                    if self._dirty:
+                        self._bump()
+                except BaseException as failure:
+                    self._finish(failure)
+                    raise
+                self._finish(None)
+            else:
+                self._finish(exc)
+        finally:
+            self._store._guard.release()
+
+    def _read_version_alone(self) -> int:
+        """``current_version()``: one read on a connection of the stack, outside any guard."""
+        if self._store._closed:
+            raise RuntimeError("the store is closed")
+        self._open()
+        try:
+            version = self.config_version()
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self._finish(None)
+        return version
+
+    def _open(self) -> None:
+        self._pooled = self._store._connections.get()
+        self._dbapi = self._pooled.dbapi_connection
+        self._finished = False
+
+    def _finish(self, failure: BaseException | None) -> None:
+        """Commit (no ``failure``) or roll back, then give the connection back; a failed commit
+        is rolled back and raised."""
+        self._finished = True
+        try:
+            if failure is None:
+                try:
+                    self._commit()
+                except BaseException as exc:
+                    self._rollback(exc)
+                    raise
+            else:
+                self._rollback(failure)
+        finally:
+            self._release()
 
     def _begin(self) -> None:
         if self._dialect == "sqlite":
@@ -745,19 +814,22 @@ class SQLTransaction:
                 self._pooled.invalidate(cause if isinstance(cause, Exception) else None)
 
     def _release(self) -> None:
+        pooled = self._pooled
         try:
-            if self._restore is not None and self._pooled.is_valid:
+            if self._restore is not None and pooled.is_valid:
                 for name, value in self._restore.items():
                     setattr(self._dbapi, name, value)
-        except Exception as exc:
-            self._pooled.invalidate(exc)
-        finally:
-            if self._cursor is not None and self._pooled.is_valid:
+            if self._cursor is not None and pooled.is_valid:
                 self._cursor.close()
-            if self._conn is not None:
-                self._conn.close()  # returns the pooled connection it wraps
-            else:
-                self._pooled.close()
+        except Exception as exc:
+            pooled.invalidate(exc)
+        finally:
+            # A Core Connection made by _read is dropped, not closed: closing it would check the
+            # DBAPI connection back into the pool behind the stack's back. It holds no
+            # transaction any more (committed or rolled back above).
+            self._conn = None
+            self._cursor = None
+            self._store._connections.put(pooled)
 
     # -- running statements -----------------------------------------------------------------------
 
