@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from certgate.edge.clientauth import ClientAuth
@@ -157,41 +158,47 @@ def encode_entry(
     worker: int,
     received_at: float,
 ) -> str:
-    """`entry()` as one JSON line, fast: per-connection and per-verdict parts are encoded once."""
+    """`entry()` as one JSON line, fast: per-connection and per-verdict parts are encoded once.
+
+    The per-request part is one f-string, byte for byte what the JSON encoder makes of `entry()`
+    (strings through the encoder's own escaping function, numbers as ``repr``): building a dict
+    and running the generic encoder over it cost about as much as the rest of the request.
+    """
     origin = record.origin
-    request = _ENCODE(
-        {
-            "time": utc_iso(received_at),
-            "request_id": record.request_id,
-            "host": record.host,
-            "method": head.method.decode("ascii"),
-            "uri": head.target.decode("latin-1"),
-            "http_version": head.version,
-            "user_agent": (head.header(b"user-agent") or b"").decode("latin-1"),
-            "status": result.status,
-            "outcome": record.outcome,
-            "bytes_in": result.bytes_in,
-            "bytes_out": result.bytes_out,
-            "duration_ms": _ms(result.duration),
-            "upstream": f"{origin.scheme}://{origin.host}:{origin.port}" if origin is not None else None,
-            "upstream_connect_ms": _ms(result.upstream_connect),
-            "upstream_response_ms": _ms(result.upstream_response),
-            "upstream_reused": result.upstream_reused,
-            "error": result.error or record.error or None,
-            "rule_id": record.rule_id,
-            "rule_action": record.rule_action or None,
-            "monitor_rules": list(record.monitored),
-            "snapshot_version": record.snapshot_version,
-        }
-    )
+    ua = head.header(b"user-agent")
+    error = result.error or record.error or None
+    rule_id = record.rule_id
+    monitored = record.monitored
+    duration = round((result.finished - result.started) * 1000, 3)
+    connect = result.upstream_connect
+    response = result.upstream_response
+    upstream = _STR(f"{origin.scheme}://{origin.host}:{origin.port}") if origin is not None else _NULL
     return (
-        request[:-1]
-        + ","
-        + _connection_fragment(conn, worker)
-        + ","
-        + _cert_fragment(conn, record.auth)
-        + "}"
+        f'{{"time":{_STR(utc_iso(received_at))},"request_id":{_STR(record.request_id)},'
+        f'"host":{_STR(record.host)},"method":{_STR(head.method.decode("ascii"))},'
+        f'"uri":{_STR(head.target.decode("latin-1"))},"http_version":{_STR(head.version)},'
+        f'"user_agent":{_STR(ua.decode("latin-1")) if ua else _EMPTY},'
+        f'"status":{result.status!r},"outcome":{_STR(record.outcome)},'
+        f'"bytes_in":{result.bytes_in!r},"bytes_out":{result.bytes_out!r},"duration_ms":{duration!r},'
+        f'"upstream":{upstream},'
+        f'"upstream_connect_ms":{_NULL if connect is None else repr(round(connect * 1000, 3))},'
+        f'"upstream_response_ms":{_NULL if response is None else repr(round(response * 1000, 3))},'
+        f'"upstream_reused":{_TRUE if result.upstream_reused else _FALSE},'
+        f'"error":{_NULL if error is None else _STR(error)},'
+        f'"rule_id":{_NULL if rule_id is None else repr(rule_id)},'
+        f'"rule_action":{_STR(record.rule_action) if record.rule_action else _NULL},'
+        f'"monitor_rules":[{",".join(map(repr, monitored)) if monitored else ""}],'
+        f'"snapshot_version":{record.snapshot_version!r},'
+        f"{_connection_fragment(conn, worker)},{_cert_fragment(conn, record.auth)}}}"
     )
+
+
+_STR: Final[Callable[[str], str]] = encode_basestring
+"""The string encoder `json` itself uses with ``ensure_ascii=False`` (quotes included)."""
+_NULL: Final = "null"
+_TRUE: Final = "true"
+_FALSE: Final = "false"
+_EMPTY: Final = '""'
 
 
 def rejected_entry(
