@@ -257,23 +257,23 @@ def _check_value(fd: Field, value: object, where: str) -> list[str]:
 # -- time formats ------------------------------------------------------------------------------
 
 
-# f-strings rather than strftime: a page of 100 certificates formats 400 times.
+# isoformat is C code: a page of 100 certificates formats 400 times (strftime or f-strings
+# cost several milliseconds there).
 
 
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    utc = when if when.tzinfo is dt.UTC else when.astimezone(dt.UTC)
+    return utc.replace(tzinfo=None)
 
 
 def iso_z(when: dt.datetime) -> str:
     """``2023-12-01T02:12:49Z``: Create/Upload responses, sites, records, WAF UpdateTime."""
-    u = _utc(when)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+    return _naive_utc(when).isoformat(timespec="seconds") + "Z"
 
 
 def esa_time(when: dt.datetime) -> str:
     """``2024-06-24 07:48:51`` (UTC): certificate Get/List results."""
-    u = _utc(when)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+    return _naive_utc(when).isoformat(" ", "seconds")
 
 
 @dataclass(frozen=True, slots=True)
