@@ -421,11 +421,12 @@ class RequestReader:
         target = self._url
         authority = self._host
         if (
-            # Fast path, most requests: one Host, origin-form, no framing/Connection/Expect field.
+            # Fast path, most requests: one Host, origin-form, no framing or Expect field, and no
+            # Connection field or one naming only close/keep-alive (browsers send keep-alive).
             self._host_count == 1
             and self._te is None
             and self._cl is None
-            and self._conn_tokens is None
+            and not self._conn_tokens
             and self._expect is None
             and version == "1.1"
             and target[:1] == b"/"
@@ -455,6 +456,7 @@ class RequestReader:
             self._headers = []
             self._host = None
             self._host_count = 0
+            self._conn_tokens = None
             return
         if version != "1.1" and version != "1.0":
             raise self._stop(400, "http.invalid_version", version)
