@@ -204,7 +204,7 @@ async def _run(n: int, runs: int, profile: bool) -> list[float]:
             prof.enable()
             batch(n)
             prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(45)
         worker.access_log.close()
         os.close(devnull)
         forwarded = worker.metrics.outcomes.get((HOST, "forward"), 0)
