@@ -16,7 +16,11 @@ machine's load hits them all alike; each run lasts ``--seconds`` of CPU time. Fi
 - **wall-clock**: certificates / elapsed time of the same runs, one thread, waits included
   (fsync, other processes on the core);
 - **PKI core alone**: the same signing (and CSR parsing) without the service and the store,
-  interleaved with the service runs, so the service's share is visible under any machine load.
+  interleaved with the service runs, so the service's share is visible under any machine load;
+- **floor** (SQLite only, ECDSA with a server-made key): what no framework can beat on this machine:
+  the PKI core, both PEMs and the fingerprint, then one hand-written ``sqlite3`` transaction of the
+  same shape on the same database (``BEGIN IMMEDIATE``, the two lookups, the insert, the count,
+  the version bump, ``COMMIT`` with the same ``synchronous``), no model objects, no describe.
 
 The store is SQLite in a temporary directory with the default ``synchronous=FULL`` (every commit
 is durable), unless ``--sqlite-synchronous`` says otherwise (a comparison, never the default) or
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
+import hashlib
 import os
 import platform
 import sqlite3
@@ -42,7 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from certgate import bootstrap
-from certgate.pki import KeyType, generate_private_key, load_csr
+from certgate.pki import CertificateAuthority, KeyType, generate_private_key, load_csr
 from certgate.pki.keys import private_key_to_pem
 from certgate.services import accounts, certificates, sites
 from certgate.services.context import ServiceContext
@@ -87,6 +93,63 @@ def run_once(work: Callable[[], object], seconds: float, runs: Runs) -> None:
     runs.add(count, user + kernel, kernel, wall)
 
 
+def raw_sqlite_floor(
+    db_path: str, synchronous: str, ca: CertificateAuthority, acct: str, site_id: int, authority_id: str
+) -> tuple[Callable[[], object], Callable[[], None]]:
+    """The floor's unit of work (module docstring) and a function that closes its connection."""
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    for pragma in ("busy_timeout = 30000", "foreign_keys = ON", f"synchronous = {synchronous}"):
+        conn.execute(f"PRAGMA {pragma}")
+    issuer_dn = ca.certificate.subject.rfc4514_string()
+    issuer_cn = str(ca.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    insert = (
+        "INSERT INTO client_certificates (id, account_id, site_id, authority_id, status, validity_days, "
+        "certificate_pem, common_name, subject_dn, issuer_dn, issuer_common_name, serial_hex, "
+        "fingerprint_sha256, signature_algorithm, public_key_algorithm, san, not_before, not_after, "
+        "created_at, updated_at, revoked_at) VALUES (" + ", ".join("?" * 21) + ") ON CONFLICT DO NOTHING"
+    )
+
+    def work() -> object:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        cert_id = os.urandom(16).hex()
+        issued = ca.issue_client_certificate(
+            now=now, validity_days=365, key_type=KeyType.ECDSA_P256, common_name=cert_id
+        )
+        assert issued.private_key is not None
+        key_pem = private_key_to_pem(issued.private_key)
+        cert = issued.certificate
+        der = cert.public_bytes(serialization.Encoding.DER)
+        stamp = now.replace(tzinfo=None).isoformat(" ") + ".000000"
+        row = (
+            cert_id, acct, site_id, authority_id, "active", 365,
+            cert.public_bytes(serialization.Encoding.PEM).decode(), cert_id, f"CN={cert_id}", issuer_dn,
+            issuer_cn, format(cert.serial_number, "x"), hashlib.sha256(der).hexdigest(), "ECDSA-SHA256",
+            "ECDSA", "", str(cert.not_valid_before_utc.replace(tzinfo=None)) + ".000000",
+            str(cert.not_valid_after_utc.replace(tzinfo=None)) + ".000000", stamp, stamp, None,
+        )  # fmt: skip
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        cur.execute("SELECT * FROM sites WHERE id = ? AND account_id = ?", (site_id, acct)).fetchone()
+        cur.execute(
+            "SELECT * FROM authorities WHERE kind = 'managed' AND account_id = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT 1",
+            (acct,),
+        ).fetchone()
+        cur.execute(insert, row)
+        cur.execute(
+            "INSERT INTO client_certificate_counts (site_id, total) VALUES (?, 1) "
+            "ON CONFLICT (site_id) DO UPDATE SET total = client_certificate_counts.total + 1",
+            (site_id,),
+        )
+        cur.execute("UPDATE installation SET config_version = config_version + 1 WHERE id = 1 RETURNING 1")
+        cur.fetchone()
+        conn.commit()
+        cur.close()
+        return key_pem
+
+    return work, conn.close
+
+
 def open_context(tmp: Path, args: argparse.Namespace) -> ServiceContext:
     settings = ControlPlaneSettings(data_dir=tmp, database_url=args.database_url)
     ctx = bootstrap.initialize(settings)
@@ -121,8 +184,19 @@ def main() -> None:
         )
         acct, site_id = new.account.id, site.id
         with ctx.store.read_transaction() as tx:
-            _, ca = certificates._managed_authority(ctx, tx, acct)  # the unsealed, cached CA
+            authority_id, ca = certificates._managed_authority(ctx, tx, acct)  # the unsealed, cached CA
         now = ctx.clock.now()
+        floor: Callable[[], object] | None = None
+        close_floor: Callable[[], None] = lambda: None  # noqa: E731
+        if not args.database_url:
+            floor, close_floor = raw_sqlite_floor(
+                str(Path(tmp) / "certgate.db"),
+                args.sqlite_synchronous or "FULL",
+                ca,
+                acct,
+                site_id,
+                authority_id,
+            )
 
         cases: list[tuple[str, str, Callable[[], object], Callable[[], object]]] = []
         key_types = [KeyType.ECDSA_P256] if args.only_ecdsa else [KeyType.ECDSA_P256, KeyType.RSA2048]
@@ -156,13 +230,17 @@ def main() -> None:
             service()
             core()
         results = {(label, path): (Runs(), Runs()) for label, path, _, _ in cases}
+        floor_runs = Runs()
         load_before = os.getloadavg()
         for _ in range(args.repeats):
             for label, path, service, core in cases:
                 service_runs, core_runs = results[(label, path)]
                 run_once(service, args.seconds, service_runs)
                 run_once(core, args.seconds, core_runs)
+            if floor is not None:
+                run_once(floor, args.seconds, floor_runs)
         load_after = os.getloadavg()
+        close_floor()
         store_name = args.database_url.split("://")[0] if args.database_url else "SQLite"
         sync = args.sqlite_synchronous or "FULL (default)"
         ctx.store.close()
@@ -186,6 +264,13 @@ def main() -> None:
             f"({statistics.median(service_runs.kernel_share):.0%}) "
             f"| {statistics.median(service_runs.rates_wall):,.0f} "
             f"| {statistics.median(core_runs.rates_cpu):,.0f} |"
+        )
+    if floor_runs.rates_cpu:
+        rate = statistics.median(floor_runs.rates_cpu)
+        kernel = statistics.median(floor_runs.kernel_share)
+        print(
+            f"| ECDSA P-256 | floor: PKI core + raw sqlite3 transaction | {rate:,.0f} | {1e6 / rate:,.0f} "
+            f"({kernel:.0%}) | {statistics.median(floor_runs.rates_wall):,.0f} | |"
         )
 
 

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from certgate.pki.authority import CertificateAuthority, create_certificate_authority
 from certgate.pki.csr import load_csr
-from certgate.pki.describe import CertificateFacts, describe_certificate
+from certgate.pki.describe import _ISSUER_NAMES, CertificateFacts, _issuer_der, describe_certificate
 from certgate.pki.errors import PKIError
 from certgate.pki.keys import KeyType
-from certgate.pki.pem import load_certificate
+from certgate.pki.pem import PARSE_ERRORS, load_certificate
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 BuildCert = Callable[..., x509.Certificate]
@@ -207,3 +207,54 @@ def test_fuzz_describe_is_total_on_parseable_certificates(seed_der: bytes, data:
         return
     facts = describe_certificate(cert)
     assert len(facts.fingerprint_sha256) == 64
+
+
+# -- the issuer memo ------------------------------------------------------------------------------
+
+
+def test_issuer_der_is_the_issuer_names_encoding(
+    ca: CertificateAuthority, other_ca: CertificateAuthority, vector: Callable[[str], bytes]
+) -> None:
+    v1 = load_certificate(vector("openssl/default-ca-leaf-v1.pem"))
+    leaf = ca.issue_client_certificate(
+        now=NOW, validity_days=1, key_type=KeyType.ECDSA_P256, common_name="device"
+    ).certificate
+    for cert in (leaf, v1, ca.certificate, other_ca.certificate):
+        der = cert.public_bytes(serialization.Encoding.DER)
+        assert _issuer_der(der) == cert.issuer.public_bytes()
+    assert _issuer_der(b"") is None
+    assert _issuer_der(b"\x30\x82\xff\xff") is None  # runs past the end
+    assert _issuer_der(b"\x04\x00") is None  # not a SEQUENCE
+
+
+def test_remembered_issuers_give_the_same_facts_as_a_fresh_parse(
+    ca: CertificateAuthority, other_ca: CertificateAuthority
+) -> None:
+    leaves = [
+        issuer.issue_client_certificate(
+            now=NOW, validity_days=1, key_type=KeyType.ECDSA_P256, common_name=f"device-{n}"
+        ).certificate
+        for n, issuer in enumerate([ca, other_ca, ca, other_ca])
+    ]
+    _ISSUER_NAMES.clear()
+    fresh = [describe_certificate(leaf) for leaf in leaves]  # the first of each issuer parses
+    remembered = [describe_certificate(leaf) for leaf in leaves]  # all from the memo
+    assert fresh == remembered
+    assert [f.issuer_dn for f in fresh] == [leaf.issuer.rfc4514_string() for leaf in leaves]
+    assert fresh[0].issuer_dn != fresh[1].issuer_dn
+
+
+@pytest.mark.filterwarnings("ignore:Attribute's length must be")
+@FUZZ
+@given(data=st.data())
+def test_fuzz_issuer_der_finds_the_issuer_or_nothing(seed_der: bytes, data: st.DataObject) -> None:
+    der = bytearray(seed_der)
+    for _ in range(data.draw(st.integers(1, 3))):
+        der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        cert = x509.load_der_x509_certificate(bytes(der))
+        issuer = cert.issuer.public_bytes()
+    except PARSE_ERRORS:
+        return
+    found = _issuer_der(cert.public_bytes(serialization.Encoding.DER))
+    assert found is None or found == issuer

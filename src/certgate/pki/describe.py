@@ -84,6 +84,67 @@ def _last_cn(name: x509.Name) -> str:
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
+def _issuer_der(der: bytes) -> bytes | None:
+    """The issuer Name's TLV in a certificate's DER, or None if the walk meets anything unexpected.
+
+    Certificate = SEQUENCE { TBSCertificate = SEQUENCE { [0] version OPTIONAL, serialNumber
+    INTEGER, signature SEQUENCE, issuer SEQUENCE, ... } ... }. Only a key for _ISSUER_NAMES.
+    """
+    try:
+        pos = 0
+        for _ in range(2):  # into the Certificate, then into the TBSCertificate
+            if der[pos] != 0x30:
+                return None
+            pos = _header(der, pos)[0]
+        if der[pos] == 0xA0:  # [0] version, absent in v1 certificates
+            pos = _header(der, pos)[1]
+        for tag in (0x02, 0x30):  # serialNumber, signature
+            if der[pos] != tag:
+                return None
+            pos = _header(der, pos)[1]
+        if der[pos] != 0x30:
+            return None
+        return der[pos : _header(der, pos)[1]]
+    except IndexError:
+        return None
+
+
+def _header(der: bytes, pos: int) -> tuple[int, int]:
+    """Where the value of the DER element at ``pos`` starts and where the element ends."""
+    length = der[pos + 1]
+    start = pos + 2
+    if length & 0x80:
+        size = length & 0x7F
+        if not 1 <= size <= 4:
+            raise IndexError("not a DER length")
+        length = int.from_bytes(der[start : start + size], "big")
+        start += size
+    if start + length > len(der):
+        raise IndexError("element runs past the end")
+    return start, start + length
+
+
+# The issuer's RFC 4514 form and CN by the issuer Name's DER: a pure function of those bytes,
+# remembered because parsing a Name into Python objects and rendering it is ~a fifth of this
+# module's cost, and a service or an edge sees the same few issuers again and again.
+_ISSUER_NAMES: dict[bytes, tuple[str, str]] = {}
+_ISSUER_NAMES_MAX = 256
+
+
+def _issuer_facts(certificate: x509.Certificate, der: bytes) -> tuple[str, str]:
+    key = _issuer_der(der)
+    cached = _ISSUER_NAMES.get(key) if key is not None else None
+    if cached is not None:
+        return cached
+    issuer, issuer_dn = _name(lambda: certificate.issuer)
+    facts = (issuer_dn, _last_cn(issuer))
+    if key is not None:
+        if len(_ISSUER_NAMES) >= _ISSUER_NAMES_MAX:
+            _ISSUER_NAMES.clear()
+        _ISSUER_NAMES[key] = facts
+    return facts
+
+
 def signature_algorithm_name(certificate: x509.Certificate) -> str:
     """Go crypto/x509 name of the signature algorithm; the dotted OID when it has none."""
     oid = certificate.signature_algorithm_oid
@@ -140,15 +201,16 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
     san = _san_values(extension(x509.SubjectAlternativeName))
     serial = certificate.serial_number
     subject, subject_dn = _name(lambda: certificate.subject)
-    issuer, issuer_dn = _name(lambda: certificate.issuer)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    issuer_dn, issuer_common_name = _issuer_facts(certificate, der)
     return CertificateFacts(
         common_name=_last_cn(subject),
         subject_dn=subject_dn,
         issuer_dn=issuer_dn,
-        issuer_common_name=_last_cn(issuer),
+        issuer_common_name=issuer_common_name,
         serial_number=serial,
         serial_hex=format(serial, "x"),
-        fingerprint_sha256=hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
         signature_algorithm=signature_algorithm_name(certificate),
         public_key_algorithm=algorithm,
         public_key_bits=bits,
