@@ -664,6 +664,12 @@ class _Statements:
             dialect,
         )
         self.add_client_certificate = _Prepared(_insert_all(dialect, t.client_certificates), dialect)
+        n = t.nonces
+        # Every signed API call claims its nonce in a unit of work of its own.
+        self.forget_nonces = _Prepared(
+            delete(n).where(n.c.expires_at < bindparam("now", type_=n.c.expires_at.type)), dialect
+        )
+        self.claim_nonce = _Prepared(_insert_all(dialect, n), dialect)
         counts = t.client_certificate_counts
         count = _upsert(dialect, counts).values(site_id=bindparam("site_id"), total=bindparam("delta"))
         self.count_certificates = _Prepared(
@@ -957,13 +963,12 @@ class SQLTransaction:
         return self._base + (1 if self._dirty else 0)
 
     def claim_nonce(self, nonce: str, *, now: dt.datetime, expires_at: dt.datetime) -> bool:
-        conn = self._read()
+        self._live()
         if self._read_only:
             raise ReadOnlyTransaction()
-        conn.execute(delete(t.nonces).where(t.nonces.c.expires_at < now))
-        statement = self._insert_statement(t.nonces).on_conflict_do_nothing()
-        result = conn.execute(statement, {"nonce": nonce, "expires_at": expires_at})
-        return bool(result.rowcount == 1)
+        self._execute(self._sql.forget_nonces, {"now": now})
+        cursor = self._execute(self._sql.claim_nonce, {"nonce": nonce, "expires_at": expires_at})
+        return bool(cursor.rowcount == 1)
 
     def add_authority(self, authority: Authority) -> None:
         values = {
