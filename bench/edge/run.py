@@ -242,7 +242,8 @@ def summarize_profile(raw: Path, top: int = 20) -> dict[str, Any]:
     Only the main thread runs the loop (``--workers 1``); other threads (the access-log writer,
     an idle executor) are counted apart, busy samples only. Each loop sample is charged to the
     deepest certgate frame on its stack, including the C it calls (OpenSSL, write(2), ...), so the
-    table reads "this certgate function and what it called". Samples with no certgate frame are
+    table reads "this certgate function and what it called"; cyclic garbage collection is counted
+    apart, as it runs wherever an allocation trips it. Samples with no certgate frame are
     the loop's own work around our code, split into TLS inside uvloop's SSL protocol, socket
     syscalls, and the rest.
     """
@@ -259,6 +260,11 @@ def summarize_profile(raw: Path, top: int = 20) -> dict[str, Any]:
                 other_busy += count  # a thread off the loop doing work (not parked on its queue)
             continue
         loop_total += count
+        if "gc_collect_main" in stack:
+            # The cyclic collector runs wherever an allocation trips it; what it frees (closed
+            # connections' TLS objects, typically) is not the work of the frame it interrupted.
+            charged["(gc) cyclic garbage collection"] += count
+            continue
         # Frames above the loop's dispatch (uv_run) are the entry point, on every stack: skip them.
         dispatch = max((i for i, f in enumerate(frames) if f.startswith("uv_run ")), default=0)
         ours = [f for f in frames[dispatch:] if "certgate/" in f]
