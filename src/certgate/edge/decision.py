@@ -376,12 +376,11 @@ class Decider:
     ) -> Respond | Forward:
         """Decide one request; fills ``record`` as it goes."""
         state = self.state
-        accept = head.header(b"accept")
         host = head.host.rstrip(".") if head.host else (conn.sni or "")
         record.host = host
         if state is None:
             record.outcome = "not_configured"
-            return self._respond(503, record, accept, on_done)
+            return self._respond(503, record, head, on_done)
         record.snapshot_version = state.version
         host_state = state.host(host) if host else None
         sni = conn.sni
@@ -390,22 +389,22 @@ class Decider:
             if (host_state is not None and host_state.mtls) or (sni_state is not None and sni_state.mtls):
                 record.known_host = host_state is not None
                 record.outcome = "misdirected"
-                return self._respond(421, record, accept, on_done)
+                return self._respond(421, record, head, on_done)
         elif not conn.tls and host_state is not None and host_state.mtls:
             # Plain HTTP cannot carry a client certificate; an mTLS hostname needs TLS.
             record.known_host = True
             record.outcome = "misdirected"
-            return self._respond(421, record, accept, on_done)
+            return self._respond(421, record, head, on_done)
         if host_state is None:
             record.outcome = "unknown_host"
-            return self._respond(404, record, accept, on_done, show_host=True)
+            return self._respond(404, record, head, on_done, show_host=True)
         record.known_host = True
         plan = self._plan(host_state)
         if plan.fail_closed:
             record.outcome = "rule_error"
             record.rule_id = plan.fail_rule_id
             record.error = plan.fail_closed
-            return self._respond(503, record, accept, on_done)
+            return self._respond(503, record, head, on_done)
 
         leaf, intermediates = conn.state.get(PEER_CERTIFICATES, _NO_PEER)
         auth = self.authenticator.authenticate(state, host_state, leaf, intermediates, now=now)
@@ -425,7 +424,7 @@ class Decider:
                             record.outcome = "waf_deny"
                             record.rule_id = spec.id
                             record.rule_action = "deny"
-                            return self._respond(403, record, accept, on_done)
+                            return self._respond(403, record, head, on_done)
                         monitored.append(spec.id)
                         index = plan.waf.first_match(ctx, index + 1)
                     if monitored:
@@ -437,7 +436,7 @@ class Decider:
             except Exception as exc:  # a rule that raises must not let the request through
                 record.outcome = "rule_error"
                 record.error = f"rule evaluation failed: {type(exc).__name__}: {exc}"
-                return self._respond(500, record, accept, on_done)
+                return self._respond(500, record, head, on_done)
 
         target = self._target(plan, host, conn.tls, matched)
         record.origin = target
@@ -448,12 +447,16 @@ class Decider:
         self,
         status: int,
         record: RequestRecord,
-        accept: bytes | None,
+        head: RequestHead,
         on_done: OnDone | None,
         *,
         show_host: bool = False,
     ) -> Respond:
+        # Accept is looked up only here: a forwarded request never needs it.
         headers, body = render(
-            status, request_id=record.request_id, accept=accept, host=record.host if show_host else ""
+            status,
+            request_id=record.request_id,
+            accept=head.header(b"accept"),
+            host=record.host if show_host else "",
         )
         return Respond(status=status, headers=headers, body=body, on_done=on_done)

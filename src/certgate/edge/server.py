@@ -32,6 +32,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 import httpx
@@ -207,16 +208,21 @@ class EdgeWorker:
 
     def _decide(self, conn: ConnectionInfo, head: RequestHead) -> Respond | Forward:
         received_at = time.time()
-        record = RequestRecord(request_id=self._request_id())
+        rid = f"{self._rid_prefix}{next(self._rid_counter):08x}"  # _request_id(), inlined (hot path)
+        record = RequestRecord(rid)
         key = id(head)
-        self._rids[key] = record.request_id
+        self._rids[key] = rid
         self._active.add(conn.id)
-
-        def done(result: ExchangeResult) -> None:
-            self._done(conn, head, record, result, received_at)
-
+        # A partial of the bound method: one Python frame per completion instead of a closure's two.
+        done = partial(self._done, conn, head, record, received_at)
         try:
-            return self.decider.decide(conn, head, record, now=self._now(), on_done=done)
+            return self.decider.decide(
+                conn,
+                head,
+                record,
+                now=self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC),
+                on_done=done,
+            )
         except BaseException:  # the proxy answers 500 and will not call `done`
             del self._rids[key]
             self._active.discard(conn.id)
@@ -227,8 +233,8 @@ class EdgeWorker:
         conn: ConnectionInfo,
         head: RequestHead,
         record: RequestRecord,
-        result: ExchangeResult,
         received_at: float,
+        result: ExchangeResult,
     ) -> None:
         self._rids.pop(id(head), None)
         self._active.discard(conn.id)
