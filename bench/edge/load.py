@@ -80,12 +80,22 @@ class RunResult:
     server_cpu_pct: float
     origin_cpu_pct: float
     wrk_cpu_pct: float
+    other_cpu_pct: float
+    """CPU the rest of the machine used meanwhile (% of one core; 200 = both cores): a shared
+    machine's other jobs compete with the server and wrk, and this says how much in each run."""
     wall_s: float
 
     @property
     def server_cpu_us_per_req(self) -> float:
         """Server CPU time per request (µs): robust to drift, as it does not depend on the rate."""
         return self.server_cpu_pct / 100 * self.wall_s / self.requests * 1e6 if self.requests else 0.0
+
+
+def machine_busy_ticks() -> int:
+    """Non-idle clock ticks of all CPUs together, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -139,7 +149,7 @@ def run_wrk(
         f"-d{duration}s", "--latency", "-s", str(script), f"https://127.0.0.1:{port}/",
     ]  # fmt: skip
     tck = os.sysconf("SC_CLK_TCK")
-    server0, origin0 = cpu_ticks(server_pid), cpu_ticks(origin_pid)
+    server0, origin0, busy0 = cpu_ticks(server_pid), cpu_ticks(origin_pid), machine_busy_ticks()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -149,6 +159,7 @@ def run_wrk(
     wall = time.monotonic() - t0
     server_cpu = (cpu_ticks(server_pid) - server0) / tck / wall * 100
     origin_cpu = (cpu_ticks(origin_pid) - origin0) / tck / wall * 100
+    busy = (machine_busy_ticks() - busy0) / tck / wall * 100
     if log is not None:
         with log.open("a") as f:
             f.write(f"$ {' '.join(cmd)}\n{out}\n")
@@ -164,6 +175,7 @@ def run_wrk(
         socket_errors=errors,
         server_cpu_pct=server_cpu,
         origin_cpu_pct=origin_cpu,
-        wrk_cpu_pct=(usage.ru_utime + usage.ru_stime) / wall * 100,
+        wrk_cpu_pct=(wrk_cpu := (usage.ru_utime + usage.ru_stime) / wall * 100),
+        other_cpu_pct=max(0.0, busy - server_cpu - origin_cpu - wrk_cpu),
         wall_s=wall,
     )

@@ -192,6 +192,7 @@ def bench_rounds(
                 print(
                     f"round {r + 1}/{rounds} {mode} {t.name:9s} {x.rps:9.0f} req/s  p50 {x.p50_ms} ms  "
                     f"p99 {x.p99_ms} ms  server {x.server_cpu_pct:.0f}%  wrk {x.wrk_cpu_pct:.0f}%  "
+                    f"others {x.other_cpu_pct:.0f}%  "
                     f"non-2xx {x.non2xx}  errors {x.socket_errors}",
                     file=sys.stderr,
                     flush=True,
@@ -313,8 +314,8 @@ def throughput_table(
     lines = [
         f"| target | mode | req/s median (runs) | {X} nginx (median per-round ratio) | per-round ratios "
         "| p50 ms | p99 ms | server CPU % | server CPU µs/req | origin CPU % | wrk CPU % "
-        "| non-2xx | socket errors |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| other jobs CPU % | non-2xx | socket errors |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in modes:
         for name in names:
@@ -330,6 +331,7 @@ def throughput_table(
                 f"| {statistics.median(x.server_cpu_us_per_req for x in xs):.0f} "
                 f"| {statistics.median(x.origin_cpu_pct for x in xs):.0f} "
                 f"| {statistics.median(x.wrk_cpu_pct for x in xs):.0f} "
+                f"| {statistics.median(x.other_cpu_pct for x in xs):.0f} "
                 f"| {sum(x.non2xx for x in xs)} | {sum(x.socket_errors for x in xs)} |"
             )
     return "\n".join(lines)
