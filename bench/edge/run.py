@@ -375,9 +375,11 @@ def memory_table(memory: dict[str, dict[str, dict[str, Any]]], ref: str) -> str:
                 continue
             m = by_state[state]
             base = memory[ref].get(state)
+            # Only fresh processes compare: a warm one reuses memory freed after the bench,
+            # so its delta says more about the allocator than about connections.
             ratio = (
                 m["delta_kib_per_conn"] / base["delta_kib_per_conn"]
-                if base and base["delta_kib_per_conn"]
+                if state == "fresh" and base and base["delta_kib_per_conn"]
                 else None
             )
             lines.append(
@@ -417,7 +419,19 @@ def main() -> int:
         action="store_true",
         help="also time a second edge with --access-log off (what the JSON access log costs)",
     )
+    ap.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="also time certgate edge run from another source tree SRC (a change to compare, a "
+        "compiled build), as target NAME; repeatable",
+    )
     args = ap.parse_args()
+    for spec in args.candidate:
+        name, sep, tree = spec.partition("=")
+        if not sep or not name or not (Path(tree) / "certgate").is_dir():
+            ap.error(f"--candidate {spec!r}: want NAME=SRC where SRC/certgate is a package")
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: choose from {', '.join(MODES)}")
@@ -449,6 +463,11 @@ def main() -> int:
         edge = start_edge(out, edge_port, api.url, files)
         started.append(edge)
         targets = [nginx, edge]
+        for spec in args.candidate:
+            name, _, tree = spec.partition("=")
+            other = start_edge(out, free_port(), api.url, files, name=name, src=Path(tree).resolve())
+            started.append(other)
+            targets.append(other)
         if args.log_off_variant:
             quiet = start_edge(out, free_port(), api.url, files, name="certgate-log-off", access_log=False)
             started.append(quiet)

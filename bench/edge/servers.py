@@ -228,9 +228,11 @@ def start_edge(
     *,
     name: str = "certgate",
     access_log: bool = True,
+    src: Path | None = None,
 ) -> Server:
     """``certgate edge`` with one worker (the process itself), pinned to core 0, access log to a file
-    (``access_log=False`` runs the same edge with ``--access-log off``, to see what logging costs)."""
+    (``access_log=False`` runs the same edge with ``--access-log off``, to see what logging costs;
+    ``src`` runs certgate from another source tree, e.g. a candidate change or a compiled build)."""
     log_path = prefix / f"{name}-access.log"
     state_dir = prefix / f"{name}-state"
     cmd = [
@@ -244,7 +246,7 @@ def start_edge(
         "--access-log", str(log_path) if access_log else "off",
         "--log-level", "warning",
     ]  # fmt: skip
-    src = Path(__file__).resolve().parents[2] / "src"
+    src = src or Path(__file__).resolve().parents[2] / "src"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p),
