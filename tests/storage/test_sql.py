@@ -7,14 +7,25 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError, StatementError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
 from certgate.errors import InvalidArgument
-from certgate.ids import AccountId
-from certgate.model import Account, Plan
-from certgate.storage.sql import SQLStore, alembic_config, normalize_url
+from certgate.ids import AccountId, CACertificateId, CertificateId, SiteId
+from certgate.model import (
+    Account,
+    Authority,
+    AuthorityKind,
+    CertificateStatus,
+    CertificateSummary,
+    ClientCertificate,
+    Plan,
+    Site,
+)
+from certgate.storage.sql import SQLStore, SQLTransaction, alembic_config, normalize_url
 
 
 @pytest.mark.parametrize(
@@ -136,3 +147,98 @@ def test_a_writer_that_cannot_get_the_lock_in_time_fails_instead_of_hanging(sql_
         thread.join(10)
         holder.close()
         waiter.close()
+
+
+# -- the DBAPI fast path (SQLTransaction, _Prepared, _Connections) -------------------------------
+
+T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def _site_with_authority(tx: SQLTransaction) -> tuple[Account, Site, Authority]:
+    acct = Account(AccountId("a" * 32), "alice", "esa-site-1", Plan(), T0)
+    site = Site(SiteId(1), acct.id, "example.com", "NS", "global", "esa-site-1", "active", "code", T0, T0)
+    authority = Authority(CACertificateId("c" * 32), AuthorityKind.MANAGED, acct.id, "PEM", b"sealed", T0)
+    tx.add_account(acct)
+    tx.add_site(site)
+    tx.add_authority(authority)
+    return acct, site, authority
+
+
+def _certificate(site: Site, authority: Authority, created: dt.datetime) -> ClientCertificate:
+    summary = CertificateSummary(
+        "PEM", "cn", "CN=cn", "CN=ca", "ca", "01", "f" * 64, "ECDSA-SHA256", "ECDSA", "", T0, T0
+    )
+    return ClientCertificate(
+        CertificateId("d" * 32),
+        site.account_id,
+        site.id,
+        authority.id,
+        CertificateStatus.ACTIVE,
+        365,
+        summary,
+        created,
+        created,
+    )
+
+
+def test_prepared_statements_refuse_naive_datetimes_as_core_does(sql_url: str) -> None:
+    store = SQLStore(sql_url)
+    try:
+        with store.transaction() as tx:
+            _, site, authority = _site_with_authority(tx)
+        naive = _certificate(site, authority, dt.datetime(2026, 1, 1))
+        with pytest.raises(StatementError, match="timezone-aware"), store.transaction() as tx:
+            tx.add_client_certificate(naive)
+        with store.read_transaction() as tx:
+            assert tx.list_client_certificates(site.id, offset=0, limit=10) == ([], 0)
+        assert store.current_version() == 1
+    finally:
+        store.close()
+
+
+def _break_connection(tx: SQLTransaction, url: str) -> None:
+    """Make the unit's database connection die under it, as a restarted server would."""
+    dbapi = tx._dbapi
+    if url.startswith("sqlite"):
+        dbapi.close()
+        return
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", (dbapi.info.backend_pid,))
+
+
+def test_a_connection_lost_mid_transaction_is_invalidated_not_reused(sql_url: str) -> None:
+    store = SQLStore(sql_url)
+    try:
+        with store.transaction() as tx:
+            acct, site, _ = _site_with_authority(tx)
+        with pytest.raises(DBAPIError) as raised, store.transaction() as tx:
+            _break_connection(tx, sql_url)
+            tx.get_site(acct.id, site.id)
+        assert raised.value.connection_invalidated
+        with store.transaction() as tx:  # a fresh connection, not the broken one
+            assert tx.get_site(acct.id, site.id) == site
+        assert store.current_version() == 1
+    finally:
+        store.close()
+
+
+def test_units_of_work_reuse_one_connection_and_give_it_back_when_the_store_closes(sqlite_url: str) -> None:
+    store = SQLStore(sqlite_url)
+    with store.transaction() as tx:
+        first = tx._dbapi
+    with store.read_transaction() as tx:
+        assert tx._dbapi is first  # newest idle connection first
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.read_transaction():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inside.wait(10)
+    store.close()
+    release.set()
+    thread.join(10)
+    assert store._connections._idle == []  # the late one was closed, not kept

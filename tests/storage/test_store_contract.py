@@ -1098,7 +1098,7 @@ def test_models_are_returned_as_equal_values(world: World) -> None:
 
 
 def test_a_read_transaction_sees_the_last_commit_and_refuses_changes(world: World) -> None:
-    with world.store.read_transaction() as ro:  # type: ignore[attr-defined]
+    with world.store.read_transaction() as ro:
         assert ro.config_version() == world.store.current_version()
         assert ro.list_all_sites() == [world.site_a, world.site_b]
         with pytest.raises(ReadOnlyTransaction):
@@ -1130,13 +1130,13 @@ def test_a_sql_read_transaction_does_not_wait_for_a_writer(sql_world: World) -> 
     thread.start()
     try:
         assert inside.wait(10)
-        with world.store.read_transaction() as ro:  # type: ignore[attr-defined]
+        with world.store.read_transaction() as ro:
             assert ro.get_record_by_name("pending.example.com") is None  # not committed yet
             version = ro.config_version()
     finally:
         release.set()
         thread.join(10)
     assert version == world.store.current_version() - 1
-    with world.store.read_transaction() as ro:  # type: ignore[attr-defined]
+    with world.store.read_transaction() as ro:
         assert ro.get_record_by_name("pending.example.com") is not None
         assert ro.config_version() == world.store.current_version()

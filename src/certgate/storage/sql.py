@@ -285,6 +285,7 @@ class _Connections:
         self._keep = keep
         self._idle: list[PoolProxiedConnection] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def get(self) -> PoolProxiedConnection:
         with self._lock:
@@ -295,13 +296,19 @@ class _Connections:
     def put(self, pooled: PoolProxiedConnection) -> None:
         if pooled.is_valid:
             with self._lock:
+                if self._closed:  # the pool is disposed: close the DBAPI connection for good
+                    pooled.invalidate()
+                    return
                 if len(self._idle) < self._keep:
                     self._idle.append(pooled)
                     return
         pooled.close()
 
     def close(self) -> None:
+        """Give every idle connection back to the pool; later ``put``s do the same (a unit of
+        work still running in another thread when the store closes)."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for pooled in idle:
             pooled.close()
