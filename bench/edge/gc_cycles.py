@@ -3,7 +3,7 @@
 Runs the bench configuration (``configure.py``: control plane, origin nginx) with the edge as an
 `EdgeThread` in this process, so the collector can be inspected, then:
 
-1. with the collector enabled, runs ``--runs`` runs of ``--connections`` full mTLS handshakes
+1. with the collector enabled, runs ``--runs`` runs of ``--seconds`` of full mTLS handshakes
    (wrk, one request per connection) and reports RSS after each;
 2. with the collector disabled, runs one more and counts what refcounting alone could not free:
    the objects of each type found by ``gc.collect()`` (``DEBUG_SAVEALL``). Every ``SSLObject``
@@ -54,12 +54,13 @@ def break_watchdog_cycle() -> None:
     proxy.ProxyProtocol.connection_lost = connection_lost  # type: ignore[method-assign]
 
 
-def handshakes(env: dict[str, str], script: Path, port: int, connections: int) -> int:
-    """``connections`` requests, each on its own connection, 10 at a time; returns how many ran."""
+def handshakes(env: dict[str, str], script: Path, port: int, seconds: int) -> int:
+    """Requests for ``seconds``, each on its own connection (a full handshake), 10 at a time;
+    returns how many completed."""
     out = subprocess.run(
-        ["taskset", "-c", str(GENERATOR_CORE), wrk_binary(), "-t1", "-c10", "-d60s", "-s", str(script),
-         f"https://127.0.0.1:{port}/"],
-        env={**env, "WRK_STOP_AFTER": str(connections)}, capture_output=True, text=True, timeout=120,
+        ["taskset", "-c", str(GENERATOR_CORE), wrk_binary(), "-t1", "-c10", f"-d{seconds}s",
+         "-s", str(script), f"https://127.0.0.1:{port}/"],
+        env=env, capture_output=True, text=True, timeout=seconds + 60,
     )  # fmt: skip
     for line in out.stdout.splitlines():
         if "requests in" in line:
@@ -69,7 +70,7 @@ def handshakes(env: dict[str, str], script: Path, port: int, connections: int) -
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=4, help="length of each handshake run (wrk -d)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--break-watchdog-cycle", action="store_true")
     args = ap.parse_args()
@@ -79,14 +80,6 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="certgate-gc-cycles-"))
     shim = build_shim(out)
     scripts = write_scripts(out)
-    # wrk stops by itself after WRK_STOP_AFTER responses (a counter in the Lua script), so runs
-    # are equal in work whatever the machine's speed.
-    counted = out / "close-counted.lua"
-    counted.write_text(
-        scripts["hs"].read_text()
-        + "local n, limit = 0, tonumber(os.getenv('WRK_STOP_AFTER'))\n"
-        + "function response() n = n + 1; if n >= limit then wrk.thread:stop() end end\n"
-    )
     origin_port = free_port()
     ctx, settings, files = configure(out, origin_port=origin_port)
     origin = start_nginx("origin", out, origin_conf(out, origin_port), origin_port)
@@ -116,12 +109,12 @@ def main() -> int:
         label = "with the watchdog cycle broken" if args.break_watchdog_cycle else "as committed"
         print(f"edge {label}; RSS at start {rss_kib(os.getpid()) / 1024:.0f} MiB")
         for i in range(args.runs):
-            done = handshakes(env, counted, edge.port, args.connections)
+            done = handshakes(env, scripts["hs"], edge.port, args.seconds)
             time.sleep(0.5)
             print(f"run {i + 1}: {done} connections, RSS {rss_kib(os.getpid()) / 1024:.0f} MiB")
         gc.collect()
         gc.disable()
-        done = handshakes(env, counted, edge.port, args.connections)
+        done = handshakes(env, scripts["hs"], edge.port, args.seconds)
         time.sleep(1.0)
         gc.set_debug(gc.DEBUG_SAVEALL)
         found = gc.collect()
