@@ -216,9 +216,7 @@ def profile_edge(
 
     Native frames need py-spy to pause the process for each sample, so the rate while sampled is
     lower than in the timed rounds; the shares of time are what this is for."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(py_spy).exists():
-        raise SystemExit("--profile needs py-spy (pip install py-spy; for profiling only)")
+    py_spy = py_spy_binary()
     report: dict[str, dict[str, Any]] = {}
     for mode in modes:
         raw = out / f"profile-{mode}.txt"
@@ -235,6 +233,13 @@ def profile_edge(
         spy.wait(60)
         report[mode] = {"run": asdict(run), **summarize_profile(raw)}
     return report
+
+
+def py_spy_binary() -> str:
+    path = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(path).exists():
+        raise SystemExit("--profile needs py-spy (pip install py-spy; for profiling only)")
+    return path
 
 
 def summarize_profile(raw: Path, top: int = 20) -> dict[str, Any]:
@@ -435,6 +440,8 @@ def main() -> int:
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: choose from {', '.join(MODES)}")
+    if args.profile:
+        py_spy_binary()  # fail now, not after the rounds
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 cores: the servers on core 0, the generator on core 1")
     for tool in ("taskset", "gcc", "wrk", "nginx"):
