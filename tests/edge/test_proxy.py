@@ -1225,3 +1225,41 @@ def test_respond_needs_a_final_status() -> None:
         with pytest.raises(ValueError):
             Respond(status)
     assert Respond(200).status == 200
+
+
+# --- memory ------------------------------------------------------------------------------------------
+
+
+def test_closed_connections_are_freed_without_the_cyclic_collector(run: Run) -> None:
+    """A closed client connection (and the origin connection behind it) must be freed by
+    reference counting alone: a timer holding a bound method of its owner would keep the
+    protocol, its TLS objects and buffers alive until a cyclic collection."""
+    import gc
+
+    from certgate.edge.proxy import ProxyProtocol
+
+    def live_protocols() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, ProxyProtocol))
+
+    async def scenario() -> None:
+        async with Origin(ok_handler()) as origin, edge(forward_to(origin)) as e:
+            gc.collect()
+            gc.disable()
+            try:
+                before = live_protocols()
+                for _ in range(5):
+                    c = await e.client()
+                    c.send(GET)
+                    assert (await c.response()).body == b"ok"
+                    c.close()
+                for _ in range(50):  # let the loop see every close
+                    if len(e.registry) == 0:
+                        break
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+                e.clients.clear()
+                assert live_protocols() == before
+            finally:
+                gc.enable()
+
+    run(scenario())

@@ -427,7 +427,7 @@ class ProxyProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = self._closing = True
-        self._watchdog.cancel()
+        self._watchdog.close()
         self._pending.clear()
         ex = self._ex
         if ex is not None:

@@ -137,6 +137,17 @@ class Watchdog:
             self._handle.cancel()
             self._handle = None
 
+    def close(self) -> None:
+        """Cancel for good and drop the callback: the callback is a bound method of the owner,
+        so keeping it would make owner → watchdog → owner a cycle that only the cyclic garbage
+        collector frees (with the connection's TLS objects and buffers)."""
+        self.cancel()
+        self._callback = _no_callback
+
+
+def _no_callback() -> None:
+    pass
+
 
 class OriginListener(Protocol):
     """What an active origin connection reports to (implemented by the proxy's client side)."""
@@ -220,7 +231,7 @@ class OriginConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         was = self._state
         self._state = _CLOSED
-        self._watchdog.cancel()
+        self._watchdog.close()
         if was == _IDLE:
             self._pool._forget_idle(self)
         listener = self._listener
