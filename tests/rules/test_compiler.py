@@ -154,3 +154,57 @@ def test_inlined_wildcards_agree_with_the_matcher(pattern: str, text: str, stric
     flt = compile_filter(parse(f"http.host {op} {nodes.quote_string(pattern)}"))
     expected = Wildcard(pattern, case_sensitive=strict, max_stars=32).match(text)
     assert flt.execute(EDGE_SCHEME.context_from_values({"http.host": text})) is expected
+
+
+MATCHES_CASES = [
+    "(?i)(sqlmap|nikto|masscan)",  # substring tests over the lowered text
+    "scanner(0|1)",  # substring tests
+    "^/api/v[0-9]/(admin|debug)/",  # `re` for short inputs, the automaton for long ones
+    "(admin|debug)$",  # `$`: an input ending in a newline takes the automaton
+    "a.*b",  # the automaton only
+]
+
+MATCHES_TEXTS = [
+    "",
+    "Mozilla/5.0 SQLMAP",
+    "ni\u212ato",
+    "nikto",
+    "/api/v2/admin/x",
+    "/api/v2/admin/x" + "y" * 5000,
+    "debug",
+    "debug\n",
+    "xdebug\n",
+    "scanner1",
+    "a" + "-" * 3000 + "b",
+    "é admin",
+]
+
+
+@pytest.mark.parametrize("pattern", MATCHES_CASES)
+def test_inlined_matches_agree_with_the_program(pattern: str) -> None:
+    """The compiler inlines the regex program's shortcuts; the answers must be the program's."""
+    ast_ = parse(f"http.user_agent matches {nodes.quote_string(pattern)}")
+    flt = compile_filter(ast_)
+    compare = ast_.expr
+    assert isinstance(compare, nodes.Compare) and isinstance(compare.rhs, nodes.RegexLit)
+    program = compare.rhs.program
+    assert program is not None
+    texts = [*MATCHES_TEXTS, *(t.upper() for t in MATCHES_TEXTS)]
+    for text in texts:
+        got = flt.execute(EDGE_SCHEME.context_from_values({"http.user_agent": text}))
+        assert got is program.search(text), (pattern, text)
+    assert flt.execute(EDGE_SCHEME.context_from_values({})) is False
+
+
+@settings(max_examples=200, derandomize=True, database=None)
+@given(st.text(alphabet="aAbBzZ\u212a\u0130é-", max_size=12))
+def test_inlined_lower_and_wildcard_fold_ascii_only(text: str) -> None:
+    from certgate.rules.matchers import ascii_lower, ascii_upper
+
+    flt = compile_filter(parse('lower(http.host) eq "ab" or upper(http.host) eq "AZ"'))
+    expected = ascii_lower(text) == "ab" or ascii_upper(text) == "AZ"
+    assert flt.execute(EDGE_SCHEME.context_from_values({"http.host": text})) is expected
+    wild = compile_filter(parse('http.host wildcard "a*b"'))
+    folded = ascii_lower(text)
+    expected = len(folded) >= 2 and folded.startswith("a") and folded.endswith("b")
+    assert wild.execute(EDGE_SCHEME.context_from_values({"http.host": text})) is expected

@@ -93,7 +93,73 @@ def test_case_folding_is_ascii_only() -> None:
 def dfa_only(pattern: str) -> Program:
     program = compile_regex(pattern, **LIMITS)
     program.enable_fast_path(re.compile(pattern).search, -1, False)  # max_len -1: never used
+    program.literals = None  # no substring shortcut either
     return program
+
+
+LITERAL_PATTERNS = [
+    ("", [""]),
+    ("abc", ["abc"]),
+    ("a|b|c", ["a", "b", "c"]),
+    ("(?i)(sqlmap|nikto|masscan)", ["masscan", "nikto", "sqlmap"]),
+    ("(?i)NiKtO", ["nikto"]),
+    ("scanner(0|1)", ["scanner0", "scanner1"]),
+    ("(?i)x(a|b)Y", ["xay", "xby"]),
+    ("(a|)b", ["ab", "b"]),
+    ("(?i)k", ["k"]),
+    ("[.]php", [".php"]),
+    ("(?s)(?i)(get|post)", ["get", "post"]),
+]
+
+NOT_LITERAL = [
+    "^abc",  # anchored
+    "abc$",
+    "a.c",  # a class
+    "[^a]",
+    "[a-z]x",  # a range
+    "\\dx",
+    "ab*",  # repetition
+    "x{2}",
+    "(?i:a)b",  # scoped flags
+    "é|a",  # not ASCII
+    "(a|b|c|d)(a|b|c|d)(a|b|c)",  # 48 strings, over the budget
+]
+
+
+@pytest.mark.parametrize(("pattern", "strings"), LITERAL_PATTERNS)
+def test_fixed_string_patterns_become_substring_tests(pattern: str, strings: list[str]) -> None:
+    program = compile_regex(pattern, **LIMITS)
+    assert program.literals is not None
+    assert sorted(program.literals) == strings
+
+
+@pytest.mark.parametrize("pattern", NOT_LITERAL)
+def test_other_patterns_keep_the_engines(pattern: str) -> None:
+    assert compile_regex(pattern, **LIMITS).literals is None
+
+
+LITERAL_ALPHABET = "aAbBkKxXyY.php0\n \u212a\u0130é"  # Kelvin sign and dotted I fold to ASCII in str.lower
+
+
+@pytest.mark.parametrize("pattern", [p for p, _ in LITERAL_PATTERNS])
+def test_substring_tests_agree_with_the_automaton_and_re(pattern: str) -> None:
+    program = compile_regex(pattern, **LIMITS)
+    slow = dfa_only(pattern)
+    rng = random.Random(pattern + "literal")
+    samples = ["\u212a", "nI\u212aTO", "NIKTO", "xAy\n", "Mozilla/5.0 SQLMAP/1.7"]
+    samples += ["".join(rng.choice(LITERAL_ALPHABET) for _ in range(rng.randint(0, 12))) for _ in range(1500)]
+    for text in samples:
+        expected = python_search(pattern, text)
+        assert program.search(text) == expected, (pattern, text)
+        assert slow.search(text) == expected, (pattern, text)
+
+
+def test_case_folded_substrings_ignore_non_ascii_folding() -> None:
+    # str.lower() maps the Kelvin sign to "k"; (?i) under re.ASCII does not: no match.
+    program = compile_regex("(?i)(nikto|sqlmap)", **LIMITS)
+    assert program.search("NIKTO/2.5")
+    assert not program.search("ni\u212ato")
+    assert re.search("(?i)(nikto|sqlmap)", "ni\u212ato", re.ASCII) is None
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)

@@ -194,7 +194,30 @@ class _Generator:
                 max_bytes=self.settings.max_regex_bytes,
                 max_states=self.settings.max_regex_states,
             )
-            return f"(({t} := {x}) is not None and {self.const(program.search)}({t}))"
+            search = self.const(program.search)
+            if program.literals is None:
+                fast = program.fast_path
+                if fast is None:
+                    return f"(({t} := {x}) is not None and {search}({t}))"
+                # Short inputs go straight to `re` (see certgate.rules.regex), as in search().
+                pattern_search, max_len, dollar = fast
+                short = f"len({t}) <= {self.const(max_len)}"
+                if dollar:
+                    short += f' and not {t}.endswith("\\n")'
+                return (
+                    f"(({t} := {x}) is not None and "
+                    f"(({self.const(pattern_search)}({t}) is not None) if {short} else {search}({t})))"
+                )
+            # A fixed-string pattern inlines as substring tests (see certgate.rules.regex).
+            if not program.ignore_case:
+                found = " or ".join(f"{self.const(lit)} in {t}" for lit in program.literals)
+                return f"(({t} := {x}) is not None and ({found}))"
+            u = self.temp()
+            found = " or ".join(f"{self.const(lit)} in {u}" for lit in program.literals)
+            return (
+                f"(({t} := {x}) is not None and "
+                f"((({u} := {t}.lower()) is not None and ({found})) if {t}.isascii() else {search}({t})))"
+            )
         if op in ("wildcard", "strict_wildcard"):
             assert isinstance(rhs, ast.WildcardLit)
             return self.wildcard(rhs.pattern, op == "strict_wildcard", x, t)
@@ -207,7 +230,7 @@ class _Generator:
                 pattern, case_sensitive=case_sensitive, max_stars=self.settings.max_wildcard_stars
             )
             return f"(({t} := {x}) is not None and {self.const(matcher.match)}({t}))"
-        subject = t if case_sensitive else f"{self.const(ascii_lower)}({t})"
+        subject = t if case_sensitive else self.folded(t, "lower")
         if not case_sensitive:
             segments = [ascii_lower(seg) for seg in segments]
         # The common shapes inline: `exact`, `prefix*`, `*suffix`, `prefix*suffix`.
@@ -310,14 +333,19 @@ class _Generator:
             assert isinstance(literal, ast.StringLit)
             method = "startswith" if name == "starts_with" else "endswith"
             return f"(None if ({t} := {x}) is None else {t}.{method}({self.const(literal.value)}))"
-        helper = {"lower": ascii_lower, "upper": ascii_upper}.get(name)
         if name == "len":
             argtype = node.args[0]
             assert isinstance(argtype, ast.Field | ast.Index | ast.Call)
             func = self.const(utf8_len) if argtype.type.kind == "Bytes" else "len"
             return f"(None if ({t} := {x}) is None else {func}({t}))"
-        assert helper is not None, name
-        return f"(None if ({t} := {x}) is None else {self.const(helper)}({t}))"
+        assert name in ("lower", "upper"), name
+        return f"(None if ({t} := {x}) is None else {self.folded(t, name)})"
+
+    def folded(self, t: str, method: str) -> str:
+        """``t`` (a temp holding a string) with its ASCII letters lowered or uppered: the str
+        method for ASCII text (one C call, no Python frame), the ASCII-only helper otherwise."""
+        helper = self.const(ascii_lower if method == "lower" else ascii_upper)
+        return f"({t}.{method}() if {t}.isascii() else {helper}({t}))"
 
     def concat(self, node: ast.Call) -> str:
         parts: list[str] = []

@@ -18,25 +18,34 @@ if TYPE_CHECKING:
     from certgate.rules.scheme import Scheme
 
 
+FieldCheck = tuple[Callable[[object], bool], bool, Type]
+
+
+def field_checks(types: Mapping[str, Type]) -> dict[str, FieldCheck]:
+    """Per field: the value predicate, whether the value is an IP to normalize, and the type
+    (built once per scheme, so a fetch does one lookup)."""
+    return {name: (value_check(type_), type_.kind == "IP", type_) for name, type_ in types.items()}
+
+
 class _LazyValues(dict[str, object]):
     """Canonical field name → value (None: missing); filled on first read."""
 
-    __slots__ = ("_getter", "_types")
+    __slots__ = ("_checks", "_getter")
 
-    def __init__(self, getter: Callable[[str], object], types: Mapping[str, Type]) -> None:
+    def __init__(self, getter: Callable[[str], object], checks: Mapping[str, FieldCheck]) -> None:
         # No super().__init__(): the dict starts empty, and this runs once per request.
         self._getter = getter
-        self._types = types
+        self._checks = checks
 
     def __missing__(self, name: str) -> object:
-        type_ = self._types[name]
+        check, is_ip, type_ = self._checks[name]
         value = self._getter(name)
         if value is not None:
-            if not value_check(type_)(value):
+            if not check(value):
                 raise FieldValueError(
                     f"the value of {name} must be {type_}, got {type(value).__name__} {value!r:.60}"
                 )
-            if type_.kind == "IP":
+            if is_ip:
                 value = normalize_ip(value)  # type: ignore[arg-type]  # checked just above
         self[name] = value
         return value
@@ -49,7 +58,7 @@ class ExecutionContext:
 
     def __init__(self, scheme: Scheme, getter: Callable[[str], object]) -> None:
         self.scheme = scheme
-        self._values = _LazyValues(getter, scheme.field_types)
+        self._values = _LazyValues(getter, scheme.field_checks)
 
     def get(self, name: str) -> object:
         """The value of a field (canonical name or alias), fetching it if needed."""

@@ -135,7 +135,8 @@ def render_reference(scheme: Scheme = EDGE_SCHEME) -> str:
         "lookaround, conditionals, atomic groups, possessive quantifiers, `\\b`/`\\B` or the `(?m)`/"
         "`(?L)` flags. `^`/`\\A` anchor at the start and `$`/`\\Z` at the very end; `\\d \\w \\s` "
         "are ASCII classes; `(?i)` and `(?s)` work. Matching time is linear in the input whatever "
-        "the pattern, so a rule cannot be used to stall the edge."
+        "the pattern, so a rule cannot be used to stall the edge. A pattern that can only match "
+        'a few fixed strings (`"(?i)(sqlmap|nikto)"`) costs no more than `contains` tests.'
     )
     add("")
     add("## Functions")

@@ -20,6 +20,12 @@ Patterns without unbounded repetition and with few alternative paths (``^/api/(a
 does at most (paths * pattern length) steps per input position, so for inputs short enough to
 keep that product under ``_FAST_STEP_BUDGET`` the C engine answers, identically and faster;
 longer inputs take the DFA.
+
+Patterns that can only match a few fixed strings (``sqlmap``, ``(?i)(sqlmap|nikto|masscan)``,
+``scanner(0|1)``), without anchors, skip both engines: they are answered with substring tests
+(``in``), over ``text.lower()`` when ``(?i)`` folds them. ``str.lower`` folds more than ASCII
+(the Kelvin sign becomes ``k``), so the folded test is used only for ASCII text; other text
+takes the paths above.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ _CHAR, _SPLIT, _BEGIN, _END, _MATCH = range(5)
 
 _FAST_STEP_BUDGET = 100_000  # backtracking steps the `re` fast path may take, worst case
 _FAST_MAX_PATHS = 64
+_MAX_LITERALS = 32  # a pattern matching at most this many fixed strings is a substring test
 _FAST_MAX_REPEAT = 16
 
 Intervals = tuple[tuple[int, int], ...]
@@ -272,8 +279,10 @@ class Program:
         "_dollar",
         "_fast",
         "_fast_max_len",
+        "_icase",
         "_skip",
         "_trans",
+        "literals",
         "pattern",
         "state_count",
     )
@@ -298,6 +307,10 @@ class Program:
         self._fast: Callable[[str], re.Match[str] | None] | None = None
         self._fast_max_len = -1
         self._dollar = False
+        # Set by enable_literals: the pattern matches exactly when one of these is a substring
+        # (of the ASCII-lowered text when `_icase`; the strings are then lowered too).
+        self.literals: tuple[str, ...] | None = None
+        self._icase = False
 
     def enable_fast_path(
         self, search: Callable[[str], re.Match[str] | None], max_len: int, dollar: bool
@@ -307,7 +320,32 @@ class Program:
         self._fast_max_len = max_len
         self._dollar = dollar
 
+    def enable_literals(self, literals: tuple[str, ...], ignore_case: bool) -> None:
+        """Answer with substring tests (see module doc); ``literals`` are ASCII."""
+        self.literals = tuple(ascii_fold(lit) for lit in literals) if ignore_case else literals
+        self._icase = ignore_case
+
+    @property
+    def fast_path(self) -> tuple[Callable[[str], re.Match[str] | None], int, bool] | None:
+        """(``re`` search, longest input it may take, whether inputs ending in a newline must
+        take the automaton instead) or None; what ``search`` does first, for the compiler."""
+        if self._fast is None:
+            return None
+        return self._fast, self._fast_max_len, self._dollar
+
+    @property
+    def ignore_case(self) -> bool:
+        """Whether ``literals`` are to be found in the lowered text."""
+        return self._icase
+
     def search(self, text: str) -> bool:
+        literals = self.literals
+        if literals is not None:
+            if not self._icase:
+                return any(lit in text for lit in literals)
+            if text.isascii():
+                folded = text.lower()
+                return any(lit in folded for lit in literals)
         fast = self._fast
         if fast is not None and len(text) <= self._fast_max_len:
             # Python's `$` also matches before a final newline; ours does not: let the DFA decide.
@@ -355,6 +393,9 @@ def compile_regex(pattern: str, *, max_bytes: int, max_states: int) -> Program:
     except RecursionError:
         raise RegexError(ErrorKind.INVALID_REGEX, "invalid regex: too deeply nested") from None
     program = _build_dfa(pattern, nfa, start, max_states)
+    strings = _fixed_strings(parsed, _MAX_LITERALS)
+    if strings is not None and all(s.isascii() for s in strings):
+        program.enable_literals(tuple(sorted(set(strings))), bool(flags & re.IGNORECASE))
     paths = _path_count(parsed, _FAST_MAX_PATHS)
     if paths is not None:
         try:
@@ -364,6 +405,47 @@ def compile_regex(pattern: str, *, max_bytes: int, max_states: int) -> Program:
         steps_per_char = paths * max(1, len(pattern))
         program.enable_fast_path(fast, _FAST_STEP_BUDGET // steps_per_char, _has_dollar(parsed))
     return program
+
+
+def ascii_fold(text: str) -> str:
+    """ASCII letters lowered, everything else kept (``(?i)`` under ``re.ASCII``)."""
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def _fixed_strings(items: Any, limit: int) -> list[str] | None:
+    """Every string the pattern matches, when it is a finite set of at most ``limit`` strings
+    made of literals, alternations, groups and sets of literal characters; else None. Anchors,
+    classes, repetition and scoped flags give None."""
+    strings = [""]
+    for op, av in items:
+        name = _name(op)
+        choices: list[str] | None
+        if name == "LITERAL":
+            choices = [chr(av)]
+        elif name == "IN":
+            choices = []
+            for item_op, item_av in av:
+                if _name(item_op) != "LITERAL":
+                    return None
+                choices.append(chr(item_av))
+        elif name == "BRANCH":
+            choices = []
+            for alt in av[1]:
+                sub = _fixed_strings(alt, limit)
+                if sub is None:
+                    return None
+                choices.extend(sub)
+        elif name == "SUBPATTERN":
+            _group, add_flags, del_flags, sub_items = av
+            if add_flags or del_flags:
+                return None
+            choices = _fixed_strings(sub_items, limit)
+        else:
+            return None
+        if choices is None or len(strings) * len(choices) > limit:
+            return None
+        strings = [head + tail for head in strings for tail in choices]
+    return strings
 
 
 def _path_count(items: Any, limit: int) -> int | None:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from certgate.rules.context import ExecutionContext
+from certgate.rules.context import ExecutionContext, FieldCheck, field_checks
 from certgate.rules.errors import SchemeError
 from certgate.rules.functions import BUILTIN_FUNCTIONS, FunctionDef
 from certgate.rules.types import Type
@@ -52,6 +52,7 @@ class Scheme:
                 self._by_name[alias] = f
         self._functions = dict(functions)
         self._types: dict[str, Type] = {f.name: f.type for f in fields}
+        self._checks = field_checks(self._types)
 
     @property
     def fields(self) -> tuple[FieldDef, ...]:
@@ -62,6 +63,11 @@ class Scheme:
     def field_types(self) -> Mapping[str, Type]:
         """Canonical field name → type."""
         return self._types
+
+    @property
+    def field_checks(self) -> Mapping[str, FieldCheck]:
+        """Canonical field name → what a context checks on a fetched value."""
+        return self._checks
 
     @property
     def functions(self) -> Mapping[str, FunctionDef]:
