@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import ipaddress
 import os
 from collections.abc import Callable
 from typing import Any
@@ -11,11 +12,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certgate.pki.authority import CertificateAuthority, create_certificate_authority
+from certgate.pki.authority import CertificateAuthority, IssuedCertificate, create_certificate_authority
 from certgate.pki.csr import load_csr
 from certgate.pki.describe import _ISSUER_NAMES, CertificateFacts, _issuer_der, describe_certificate
 from certgate.pki.errors import PKIError
@@ -258,3 +260,125 @@ def test_fuzz_issuer_der_finds_the_issuer_or_nothing(seed_der: bytes, data: st.D
         return
     found = _issuer_der(cert.public_bytes(serialization.Encoding.DER))
     assert found is None or found == issuer
+
+
+# -- the facts an issuance returns (IssuedCertificate.facts) equal describe_certificate ------------
+
+_SANS: list[x509.GeneralName] = [
+    x509.DNSName("device-1.example"),
+    x509.IPAddress(ipaddress.ip_address("192.0.2.1")),
+    x509.RFC822Name("dev1@example.com"),
+    x509.RegisteredID(x509.ObjectIdentifier("1.2.3.4")),  # not shown by describe
+    x509.UniformResourceIdentifier("spiffe://acct42/device-1"),
+    x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
+]
+_ODD_NAME = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),  # PrintableString
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'Example, Inc. + "friends"'),
+        x509.NameAttribute(NameOID.COMMON_NAME, "#first =cn "),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Zoë <ops>;\\"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "Größe ✓", _type=_ASN1Type.UTF8String),
+    ]
+)
+
+
+def _ca_variants(
+    private_keys: dict[KeyType, Any], odd_keys: dict[str, Any], build_cert: BuildCert
+) -> dict[str, CertificateAuthority]:
+    """CAs of every signing hash and AKI shape, with plain and awkward names."""
+    variants = {
+        "p256": create_certificate_authority("certgate P-256 CA", now=NOW - dt.timedelta(days=30)),
+        "p384": create_certificate_authority(
+            "certgate P-384 CA", now=NOW - dt.timedelta(days=30), key_type=KeyType.ECDSA_P384
+        ),
+        "rsa2048": create_certificate_authority(
+            "certgate RSA CA", now=NOW - dt.timedelta(days=30), key_type=KeyType.RSA2048, organization="Org"
+        ),
+    }
+    p521 = odd_keys["p521"]
+    # P-521 (ECDSA-SHA512), an awkward subject, no SKI (the AKI is then made from the key),
+    # starting 10 s before NOW (the backdated notBefore is clipped to the CA's) and ending after
+    # 2050 (GeneralizedTime).
+    odd = build_cert(
+        key=p521,
+        subject=_ODD_NAME,
+        ca=True,
+        ski=False,
+        aki=False,
+        not_before=NOW - dt.timedelta(seconds=10),
+        not_after=dt.datetime(2080, 1, 1, tzinfo=dt.UTC),
+        hash_algorithm=hashes.SHA512(),
+    )
+    variants["p521-odd-name-no-ski"] = CertificateAuthority(certificate=odd, private_key=p521)
+    rsa_key = private_keys[KeyType.RSA3072]
+    plain = build_cert(key=rsa_key, cn="RSA-3072 CA with SKI", ca=True, hash_algorithm=hashes.SHA256())
+    variants["rsa3072"] = CertificateAuthority(certificate=plain, private_key=rsa_key)
+    return variants
+
+
+def _csr_shapes(private_keys: dict[KeyType, Any], make_csr: Callable[..., bytes]) -> list[bytes]:
+    shapes = [make_csr(private_keys[kt], cn=f"device {kt.value}") for kt in KeyType]
+    key = private_keys[KeyType.ECDSA_P256]
+    shapes += [
+        make_csr(key, subject=_ODD_NAME),
+        make_csr(key, subject=x509.Name([]), sans=_SANS),  # identity only in the (critical) SAN
+        make_csr(key, cn="with sans", sans=_SANS),
+        make_csr(
+            private_keys[KeyType.RSA2048],
+            subject=x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "O")]),
+            sans=_SANS[:1],
+        ),
+        make_csr(
+            key,
+            subject=x509.Name(
+                [x509.NameAttribute(NameOID.COMMON_NAME, "printable", _type=_ASN1Type.PrintableString)]
+            ),
+        ),
+    ]
+    return shapes
+
+
+def _facts_match(issued: IssuedCertificate) -> None:
+    _ISSUER_NAMES.clear()  # a fresh parse, not the remembered issuer
+    assert issued.facts == describe_certificate(issued.certificate)
+    # and the same again from the certificate's own DER, as a client would present it
+    reloaded = load_certificate(issued.certificate.public_bytes(serialization.Encoding.DER))
+    assert issued.facts == describe_certificate(reloaded)
+
+
+def test_issued_facts_equal_describe_for_every_ca_key_type_and_path(
+    private_keys: dict[KeyType, Any],
+    odd_keys: dict[str, Any],
+    make_csr: Callable[..., bytes],
+    build_cert: BuildCert,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Server-made keys of every type, without waiting for RSA-4096 generation per case.
+    monkeypatch.setattr("certgate.pki.authority.generate_private_key", lambda kt: private_keys[kt])
+    csrs = [load_csr(data) for data in _csr_shapes(private_keys, make_csr)]
+    common_names = ["0123456789abcdef0123456789abcdef", "a,b+c=d", " lead#", "Zoë"]
+    late = dt.datetime(2049, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)  # valid until past 2050
+    runs = []
+    for label, ca in _ca_variants(private_keys, odd_keys, build_cert).items():
+        for now in (NOW, late) if ca.certificate.not_valid_after_utc.year > 2050 else (NOW,):
+            runs.append((label, now))
+            for kt in KeyType:
+                for cn in common_names:
+                    _facts_match(
+                        ca.issue_client_certificate(now=now, validity_days=30, key_type=kt, common_name=cn)
+                    )
+            for csr in csrs:
+                _facts_match(ca.issue_client_certificate(now=now, validity_days=365, csr=csr))
+            for hostnames in (["edge.example", "192.0.2.7", "*.wild.example"], ["x" * 63 + "." + "y" * 63]):
+                _facts_match(ca.issue_server_certificate(hostnames, now=now, validity_days=30))
+    assert len(runs) == 6  # five CAs, one of them also across 2050
+
+
+def test_issued_facts_carry_the_serial_given(ca: CertificateAuthority) -> None:
+    issued = ca.issue_client_certificate(
+        now=NOW, validity_days=1, key_type=KeyType.ECDSA_P256, common_name="s", serial=0x00FF
+    )
+    assert issued.facts.serial_number == 0xFF and issued.facts.serial_hex == "ff"
+    assert issued.facts.not_before.tzinfo is dt.UTC and issued.facts.not_after.tzinfo is dt.UTC
+    _facts_match(issued)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from certgate.errors import Conflict, InvalidArgument, NotFound
 from certgate.ids import CertificateId
 from certgate.model import CertificateStatus
+from certgate.pki.keys import KeyType, PrivateKey, generate_private_key
 from certgate.services import certificates as certs
 
 KEY_TYPES = ["RSA", "RSA3072", "RSA4096", "ECDSA", "ECDSA384"]
@@ -55,6 +57,70 @@ def test_csr_path_returns_no_key_and_keeps_subject(world) -> None:
     assert issued.private_key_pem is None
     assert issued.certificate.cert.common_name == "device-1"
     assert "device-1.example.com" in issued.certificate.cert.san
+
+
+_KEYS: dict[KeyType, PrivateKey] = {}
+
+
+def _key(kt: KeyType) -> PrivateKey:
+    """One key per type for this module (RSA-4096 takes a second or more to make)."""
+    if kt not in _KEYS:
+        _KEYS[kt] = generate_private_key(kt)
+    return _KEYS[kt]
+
+
+def test_stored_and_returned_summaries_equal_describe_for_every_key_type_and_path(
+    world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issuance summarises the new certificate from what it built (``IssuedCertificate.facts``);
+    what it returns and what the store keeps must be what describing the certificate gives."""
+    monkeypatch.setattr("certgate.pki.authority.generate_private_key", _key)
+    odd = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example, Inc."),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Zoë #1"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "second+cn"),
+        ]
+    )
+    sans = x509.SubjectAlternativeName(
+        [
+            x509.DNSName("d.example"),
+            x509.IPAddress(ipaddress.ip_address("192.0.2.1")),
+            x509.RFC822Name("a@b.c"),
+        ]
+    )
+    empty_subject_csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(sans, critical=True)
+        .sign(_key(KeyType.ECDSA_P256), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    odd_csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(odd)
+        .add_extension(sans, critical=False)
+        .sign(_key(KeyType.RSA2048), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    issued = [
+        certs.issue_client_certificate(world.ctx, world.account, world.site, validity_days=90, key_type=name)
+        for name in KEY_TYPES
+    ]
+    csrs = [_csr(_key(kt)) for kt in KeyType] + [empty_subject_csr, odd_csr]
+    issued += [
+        certs.issue_client_certificate(world.ctx, world.account, world.site, validity_days=90, csr_pem=pem)
+        for pem in csrs
+    ]
+    assert len(issued) == 2 * len(KeyType) + 2
+    for one in issued:
+        record = one.certificate
+        described = certs.summarize(x509.load_pem_x509_certificate(record.cert.certificate_pem.encode()))
+        assert record.cert == described
+        _, stored = certs.get_client_certificate(world.ctx, world.account, world.site, record.id)
+        assert stored == record
 
 
 @pytest.mark.parametrize("days,ok", [(0, False), (1, True), (3650, True), (3651, False)])

@@ -14,15 +14,16 @@ import dataclasses
 import datetime as dt
 import ipaddress
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from certgate.pki.csr import check_csr_key
+from certgate.pki.describe import CertificateFacts, IssuerFacts, describe_issued
 from certgate.pki.errors import PKIError
 from certgate.pki.keys import KeyPurpose, KeyType, PrivateKey, check_public_key, generate_private_key
 from certgate.pki.profiles import (
@@ -41,9 +42,12 @@ _MAX_HOSTNAME: Final = 253
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class IssuedCertificate:
-    """A new certificate and, when certgate made the key pair, its private key (shown once)."""
+    """A new certificate, its facts (what :func:`~certgate.pki.describe.describe_certificate`
+    would say, known without parsing it back) and, when certgate made the key pair, its private
+    key (shown once)."""
 
     certificate: x509.Certificate
+    facts: CertificateFacts = dataclasses.field(repr=False)
     private_key: PrivateKey | None = dataclasses.field(default=None, repr=False)
 
 
@@ -94,14 +98,34 @@ def _usage(*, signature: bool, encipherment: bool, ca: bool) -> x509.KeyUsage:
     )
 
 
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
+
+def _extension(value: _E, *, critical: bool) -> x509.Extension[_E]:
+    return x509.Extension(value.oid, critical, value)
+
+
 # The profile's fixed extensions, built once (they are immutable values).
 _CA_KEY_USAGE: Final = _usage(signature=False, encipherment=False, ca=True)
-_EC_LEAF_KEY_USAGE: Final = _usage(signature=True, encipherment=False, ca=False)
+_EC_LEAF_KEY_USAGE: Final = _extension(_usage(signature=True, encipherment=False, ca=False), critical=True)
 # RSA keys may also be used for RSA key transport (TLS 1.2 RSA kex, S/MIME); EC keys never are.
-_RSA_LEAF_KEY_USAGE: Final = _usage(signature=True, encipherment=True, ca=False)
-_LEAF_CONSTRAINTS: Final = x509.BasicConstraints(ca=False, path_length=None)
-_CLIENT_EKU: Final = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
-_SERVER_EKU: Final = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+_RSA_LEAF_KEY_USAGE: Final = _extension(_usage(signature=True, encipherment=True, ca=False), critical=True)
+_LEAF_CONSTRAINTS: Final = _extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+_CLIENT_EKU: Final = _extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+_SERVER_EKU: Final = _extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+_EARLIEST_TIME: Final = dt.datetime(1950, 1, 1, tzinfo=dt.UTC)  # cryptography's lower bound
+
+
+def _signature_oid(key: PrivateKey) -> x509.ObjectIdentifier:
+    """The signature algorithm of what ``key`` signs with :func:`signing_hash`."""
+    name = signing_hash(key).name  # "sha256", ...
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {
+            "sha256": SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+            "sha384": SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+            "sha512": SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+        }[name]
+    return SignatureAlgorithmOID.RSA_WITH_SHA256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,7 +134,18 @@ class CertificateAuthority:
 
     certificate: x509.Certificate
     private_key: PrivateKey = dataclasses.field(repr=False)
-    _aki: x509.AuthorityKeyIdentifier = dataclasses.field(init=False, repr=False, compare=False)
+    # What every signature needs, taken from the certificate once (each read of a Certificate
+    # attribute decodes it anew): the issuer name, the AKI extension, the CA's validity, the
+    # hash, and the facts every issued certificate shares.
+    _issuer: x509.Name = dataclasses.field(init=False, repr=False, compare=False)
+    _aki: x509.Extension[x509.AuthorityKeyIdentifier] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _validity: tuple[dt.datetime, dt.datetime] = dataclasses.field(init=False, repr=False, compare=False)
+    _hash: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _issuer_facts: IssuerFacts = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -125,7 +160,16 @@ class CertificateAuthority:
             constraints = None
         if constraints is None or not constraints.ca:
             raise ValueError("the certificate is not a CA certificate (basicConstraints CA:TRUE)")
-        object.__setattr__(self, "_aki", self.authority_key_identifier())  # frozen: set once here
+        # frozen: set once here
+        aki = self.authority_key_identifier()
+        issuer = self.certificate.subject
+        object.__setattr__(self, "_issuer", issuer)
+        object.__setattr__(self, "_aki", _extension(aki, critical=False))
+        validity = (self.certificate.not_valid_before_utc, self.certificate.not_valid_after_utc)
+        object.__setattr__(self, "_validity", validity)
+        object.__setattr__(self, "_hash", signing_hash(self.private_key))
+        facts = IssuerFacts.of(issuer, aki, _signature_oid(self.private_key))
+        object.__setattr__(self, "_issuer_facts", facts)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -140,8 +184,7 @@ class CertificateAuthority:
     def _window(self, now: dt.datetime, days: int, backdate: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
         not_before = now - backdate
         not_after = now + dt.timedelta(days=days)
-        ca_not_before = self.certificate.not_valid_before_utc
-        ca_not_after = self.certificate.not_valid_after_utc
+        ca_not_before, ca_not_after = self._validity
         if not ca_not_before <= now <= ca_not_after:
             raise PKIError("the issuing CA is expired or not yet valid", reason="issuer.not_valid")
         if not_after > ca_not_after:
@@ -160,30 +203,50 @@ class CertificateAuthority:
         public_key: CertificatePublicKeyTypes,
         serial: int,
         window: tuple[dt.datetime, dt.datetime],
-        eku: x509.ExtendedKeyUsage,
+        eku: x509.Extension[x509.ExtendedKeyUsage],
         san: x509.SubjectAlternativeName | None,
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(public_key)
-            .serial_number(serial)
-            .not_valid_before(window[0])
-            .not_valid_after(window[1])
-            .add_extension(_LEAF_CONSTRAINTS, critical=True)
-            .add_extension(
-                _RSA_LEAF_KEY_USAGE if isinstance(public_key, rsa.RSAPublicKey) else _EC_LEAF_KEY_USAGE,
-                critical=True,
-            )
-            .add_extension(eku, critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(self._aki, critical=False)
-        )
+        private_key: PrivateKey | None,
+    ) -> IssuedCertificate:
+        if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise TypeError("a client or server certificate is for an RSA or ECDSA key")
+        if window[0] < _EARLIEST_TIME or window[1] < window[0]:
+            raise ValueError("the validity window must start after 1950 and end after it starts")
+        ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+        extensions: list[x509.Extension[x509.ExtensionType]] = [
+            _LEAF_CONSTRAINTS,
+            _RSA_LEAF_KEY_USAGE if isinstance(public_key, rsa.RSAPublicKey) else _EC_LEAF_KEY_USAGE,
+            eku,
+            _extension(ski, critical=False),
+            self._aki,
+        ]
         if san is not None:
             # RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and is critical.
-            builder = builder.add_extension(san, critical=len(subject) == 0)
-        return builder.sign(self.private_key, signing_hash(self.private_key))
+            extensions.append(_extension(san, critical=len(subject) == 0))
+        # One constructor call instead of a chain of eleven builder copies; the chain's checks
+        # that matter here are above (key type, window) or done by the callers (serial).
+        # Times go in as naive UTC, what the chain's setters turn them into.
+        builder = x509.CertificateBuilder(
+            issuer_name=self._issuer,
+            subject_name=subject,
+            public_key=public_key,
+            serial_number=serial,
+            not_valid_before=window[0].replace(tzinfo=None),
+            not_valid_after=window[1].replace(tzinfo=None),
+            extensions=extensions,
+        )
+        certificate = builder.sign(self.private_key, self._hash)
+        facts = describe_issued(
+            certificate.public_bytes(serialization.Encoding.DER),
+            issuer=self._issuer_facts,
+            subject=subject,
+            public_key=public_key,
+            serial=serial,
+            not_before=window[0],
+            not_after=window[1],
+            san=san,
+            ski=ski,
+        )
+        return IssuedCertificate(certificate=certificate, facts=facts, private_key=private_key)
 
     # -- issuance ----------------------------------------------------------------------------
 
@@ -229,15 +292,15 @@ class CertificateAuthority:
             subject = x509.Name([_name_attribute(NameOID.COMMON_NAME, common_name, "common name")])
             private_key = generate_private_key(key_type)
             public_key = private_key.public_key()
-        certificate = self._sign(
+        return self._sign(
             subject=subject,
             public_key=public_key,
             serial=_serial(serial),
             window=window,
             eku=_CLIENT_EKU,
             san=san,
+            private_key=private_key,
         )
-        return IssuedCertificate(certificate=certificate, private_key=private_key)
 
     def issue_server_certificate(
         self,
@@ -264,15 +327,15 @@ class CertificateAuthority:
             [x509.NameAttribute(NameOID.COMMON_NAME, first)] if len(first) <= _MAX_NAME else []
         )
         private_key = generate_private_key(key_type)
-        certificate = self._sign(
+        return self._sign(
             subject=subject,
             public_key=private_key.public_key(),
             serial=_serial(serial),
             window=window,
             eku=_SERVER_EKU,
             san=x509.SubjectAlternativeName(names),
+            private_key=private_key,
         )
-        return IssuedCertificate(certificate=certificate, private_key=private_key)
 
 
 def _general_name(hostname: str) -> x509.GeneralName:

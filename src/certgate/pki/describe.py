@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from certgate.pki.keys import public_key_algorithm
@@ -154,6 +155,12 @@ def signature_algorithm_name(certificate: x509.Certificate) -> str:
         except Exception:  # unsupported PSS parameters
             hash_algorithm = None
         return f"{hash_algorithm.name.upper()}-RSAPSS" if hash_algorithm is not None else "RSAPSS"
+    return signature_oid_name(oid)
+
+
+def signature_oid_name(oid: x509.ObjectIdentifier) -> str:
+    """Go crypto/x509 name of a signature algorithm OID other than RSASSA-PSS (whose name
+    depends on its parameters); the dotted OID when it has none."""
     return _SIGNATURE_NAMES.get(oid, oid.dotted_string)
 
 
@@ -221,4 +228,79 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         is_ca=constraints is not None and constraints.ca,
+    )
+
+
+# -- what an issuer already knows ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssuerFacts:
+    """The facts every certificate one CA signs has in common (its issuer and signature)."""
+
+    issuer_dn: str
+    issuer_common_name: str
+    issuer_ski: str | None
+    signature_algorithm: str
+
+    @classmethod
+    def of(
+        cls, issuer: x509.Name, aki: x509.AuthorityKeyIdentifier, signature: x509.ObjectIdentifier
+    ) -> IssuerFacts:
+        """For certificates signed with issuer name ``issuer``, AKI ``aki`` and the (non-PSS)
+        signature algorithm ``signature``."""
+        name, dn = _name(lambda: issuer)
+        key_id = aki.key_identifier
+        key_hex = None if key_id is None else key_id.hex()
+        return cls(dn, _last_cn(name), key_hex, signature_oid_name(signature))
+
+
+def describe_issued(
+    der: bytes,
+    *,
+    issuer: IssuerFacts,
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    serial: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    san: x509.SubjectAlternativeName | None,
+    ski: x509.SubjectKeyIdentifier | None,
+    is_ca: bool = False,
+) -> CertificateFacts:
+    """:func:`describe_certificate` of a certificate just signed, from the values it was built
+    with instead of parsing it back (a fifth of an issuance's cost in a service).
+
+    ``der`` is the new certificate's DER (for the fingerprint); the datetimes are aware UTC with
+    whole seconds (what was encoded). The result equals ``describe_certificate`` of the same
+    certificate: ``tests/pki/test_describe.py`` compares both for every key type and shape.
+    """
+    algorithm = public_key_algorithm(public_key)
+    bits = (
+        public_key.key_size
+        if isinstance(public_key, rsa.RSAPublicKey)
+        else public_key.curve.key_size
+        if isinstance(public_key, ec.EllipticCurvePublicKey)
+        else None
+    )
+    name, subject_dn = _name(lambda: subject)
+    san_values = _san_values(san)
+    return CertificateFacts(
+        common_name=_last_cn(name),
+        subject_dn=subject_dn,
+        issuer_dn=issuer.issuer_dn,
+        issuer_common_name=issuer.issuer_common_name,
+        serial_number=serial,
+        serial_hex=format(serial, "x"),
+        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+        signature_algorithm=issuer.signature_algorithm,
+        public_key_algorithm=algorithm,
+        public_key_bits=bits,
+        san=",".join(san_values),
+        san_values=san_values,
+        ski=ski.digest.hex() if ski is not None else None,
+        issuer_ski=issuer.issuer_ski,
+        not_before=not_before,
+        not_after=not_after,
+        is_ca=is_ca,
     )

@@ -17,7 +17,7 @@ from certgate.ids import AccountId, CACertificateId, CertificateId, SiteId
 from certgate.model import CertificateStatus, CertificateSummary, ClientCertificate, RevokedSerial, Site
 from certgate.pki.authority import CertificateAuthority
 from certgate.pki.csr import load_csr
-from certgate.pki.describe import describe_certificate
+from certgate.pki.describe import CertificateFacts, describe_certificate
 from certgate.pki.keys import KeyType, private_key_to_pem
 from certgate.pki.pem import certificate_to_pem
 from certgate.pki.profiles import ClientCertificateProfile, validate_validity_days
@@ -33,8 +33,11 @@ class IssuedClientCertificate:
     private_key_pem: str | None  # only for server-made keys; shown once
 
 
-def summarize(cert: x509.Certificate) -> CertificateSummary:
-    facts = describe_certificate(cert)
+def summarize(cert: x509.Certificate, facts: CertificateFacts | None = None) -> CertificateSummary:
+    """The stored summary of ``cert``; ``facts`` when already known (a fresh issuance's
+    ``IssuedCertificate.facts``, equal to ``describe_certificate(cert)``), else described."""
+    if facts is None:
+        facts = describe_certificate(cert)
     return CertificateSummary(
         certificate_pem=certificate_to_pem(cert),
         common_name=facts.common_name,
@@ -110,7 +113,7 @@ def issue_client_certificate(
             authority_id=authority_id,
             status=CertificateStatus.ACTIVE,
             validity_days=validity_days,
-            cert=summarize(issued.certificate),
+            cert=summarize(issued.certificate, issued.facts),
             created_at=now,
             updated_at=now,
         )
