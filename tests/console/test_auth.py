@@ -86,3 +86,52 @@ async def test_sessions_end_after_their_max_age(world: World, alice: ConsoleClie
     response = await alice.get("/console/sites")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/console/login")
+
+
+async def _login(client: ConsoleClient, key_id: str, secret: str) -> int:
+    if (await client.get("/console/login")).status_code == 303:  # logged in: log out first
+        await client.get("/console/sites")
+        await client.post("/console/logout")
+        await client.get("/console/login")
+    response = await client.post("/console/login", {"access_key_id": key_id, "access_key_secret": secret})
+    return response.status_code
+
+
+async def test_repeated_failures_lock_the_key_id_out_even_for_the_right_secret(
+    world: World, anonymous: ConsoleClient
+) -> None:
+    for _ in range(10):
+        assert await _login(anonymous, world.alice.key_id, "wrong") == 401
+    await anonymous.get("/console/login")
+    locked = await anonymous.post(
+        "/console/login", {"access_key_id": world.alice.key_id, "access_key_secret": world.alice.secret}
+    )
+    assert locked.status_code == 429
+    assert "Too many failed logins. Try again in 15 minutes." in text_of(locked.text)
+    assert locked.headers["retry-after"] == "900"
+    assert "set-cookie" not in locked.headers
+    assert (await anonymous.get("/console/sites")).status_code == 303  # not logged in
+    # Another account's key is not affected by alice's lockout.
+    assert await _login(anonymous, world.bob.key_id, world.bob.secret) == 303
+    # The lockout ends when the oldest counted failure leaves the 15-minute window.
+    world.clock.advance(minutes=14, seconds=59)
+    assert await _login(anonymous, world.alice.key_id, world.alice.secret) == 429
+    world.clock.advance(seconds=1)
+    assert await _login(anonymous, world.alice.key_id, world.alice.secret) == 303
+
+
+async def test_a_success_clears_the_key_ids_failures(world: World, anonymous: ConsoleClient) -> None:
+    for _ in range(9):
+        assert await _login(anonymous, world.alice.key_id, "wrong") == 401
+    assert await _login(anonymous, world.alice.key_id, world.alice.secret) == 303
+    for _ in range(9):
+        assert await _login(anonymous, world.alice.key_id, "wrong") == 401
+    assert await _login(anonymous, world.alice.key_id, world.alice.secret) == 303
+
+
+async def test_one_address_trying_many_key_ids_is_locked_out(world: World, anonymous: ConsoleClient) -> None:
+    for n in range(30):
+        assert await _login(anonymous, f"LTAIguess{n}", "wrong") == 401
+    assert await _login(anonymous, world.alice.key_id, world.alice.secret) == 429
+    world.clock.advance(minutes=15)
+    assert await _login(anonymous, world.alice.key_id, world.alice.secret) == 303

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from certgate.console import auth, ca_certificates, certificates, hostnames, rules, sites
 from certgate.console.session import CSRFRejected, SessionCodec
+from certgate.console.throttle import LoginThrottle, ThrottleSettings
 from certgate.console.web import (
     STATIC_DIR,
     Console,
@@ -79,12 +80,14 @@ def create_console(
     secret_key: bytes,
     secure_cookies: bool,
     session_max_age: dt.timedelta = dt.timedelta(hours=8),
+    login_throttle: ThrottleSettings | None = None,
 ) -> Starlette:
     """The web console over ``ctx``'s use cases.
 
     ``secret_key`` signs session cookies: one per installation, at least 32 random bytes, the
     same on every control-plane replica (see ``load_or_create_secret``). Set ``secure_cookies``
-    whenever the console is reached over HTTPS.
+    whenever the console is reached over HTTPS. ``login_throttle`` bounds failed logins (see
+    ``certgate.console.throttle``).
     """
     settings = ConsoleSettings(secure_cookies=secure_cookies, session_max_age=session_max_age)
     console = Console(
@@ -92,6 +95,7 @@ def create_console(
         codec=SessionCodec(secret_key, max_age=session_max_age),
         settings=settings,
         templates=make_templates(),
+        throttle=LoginThrottle(login_throttle),
     )
     app = Starlette(
         routes=console_routes(),

@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certgate.console.session import Session, SessionCodec, check_csrf, new_session
+from certgate.console.throttle import LoginThrottle
 from certgate.errors import (
     AlreadyExists,
     CertGateError,
@@ -121,6 +122,7 @@ class Console:
     codec: SessionCodec
     settings: ConsoleSettings
     templates: jinja2.Environment
+    throttle: LoginThrottle
 
 
 @dataclass(frozen=True, slots=True)
