@@ -23,7 +23,9 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import operator
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -151,6 +153,29 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
     return config
 
 
+def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Put the database in WAL mode (it stays so: the mode is stored in the file).
+
+    Switching modes needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when several processes open a new database together. So the mode
+    is read first (every open after the first finds WAL), and the switch is retried until the
+    busy timeout."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.001
+    while True:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def _install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -159,7 +184,7 @@ def _install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int, synchronous: 
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, busy_timeout_ms)
             cursor.execute("PRAGMA foreign_keys = ON")
             # NORMAL is crash-safe in WAL mode; a power loss may forget the last commits.
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
