@@ -461,3 +461,43 @@ def test_every_scheme_field_is_answered_with_its_type(pki: PKI, factory: TLSCont
     assert rule.execute(context)
     for name in fields:  # every field type-checks (the context raises FieldValueError otherwise)
         context.get(name)
+
+
+def test_window_is_where_the_verdict_cannot_change(pki: PKI, factory: TLSContextFactory) -> None:
+    authenticator = ClientAuthenticator()
+    state = build(pki, factory)
+    managed = host(state, "managed.example.com")
+    leaf_der = pki.chains["valid"][0]
+    auth, lo, hi = authenticator.authenticate_window(state, managed, leaf_der, now=NOW)
+    assert auth.cert_status == "valid" and lo < NOW.timestamp() < hi
+    leaf = pki.leaf("valid")
+    # The nearest bounds: the leaf's own dates here (the CA's window is wider on both sides).
+    assert (lo, hi) == (leaf.not_valid_before_utc.timestamp(), leaf.not_valid_after_utc.timestamp())
+    for moment in (lo + 1e-3, hi - 1e-3):
+        assert (
+            authenticator.authenticate(state, managed, leaf_der, now=dt.datetime.fromtimestamp(moment, UTC))
+            is auth
+        )
+    # Exactly on a bound there is nothing to reuse; past it the verdict differs.
+    on_bound = authenticator.authenticate_window(state, managed, leaf_der, now=leaf.not_valid_after_utc)
+    assert on_bound[0].cert_status == "valid" and on_bound[1] == on_bound[2] == hi
+    after = authenticator.authenticate(state, managed, leaf_der, now=leaf.not_valid_after_utc + SECOND)
+    assert after.cert_status == "expired"
+    assert authenticator.authenticate_window(state, managed, None, now=NOW) == (
+        NO_CERTIFICATE,
+        float("-inf"),
+        float("inf"),
+    )
+
+
+def test_window_of_an_untrusted_verdict_ends_at_its_recheck(pki: PKI, factory: TLSContextFactory) -> None:
+    authenticator = ClientAuthenticator(negative_ttl=60)
+    state = build(pki, factory)
+    auth, lo, hi = authenticator.authenticate_window(
+        state,
+        host(state, "managed.example.com"),
+        pki.chains["untrusted"][0],
+        pki.chains["untrusted"][1:],
+        now=NOW,
+    )
+    assert auth.cert_status == "untrusted" and lo < NOW.timestamp() < hi == NOW.timestamp() + 60

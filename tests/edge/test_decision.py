@@ -429,6 +429,40 @@ def test_expiry_is_judged_at_request_time() -> None:
     assert status(decision) == 403 and record.auth.cert_status == "expired"
 
 
+def test_verdict_is_reused_on_a_connection_until_time_crosses_a_bound_or_the_state_changes() -> None:
+    authenticator = ClientAuthenticator()
+    d = Decider(authenticator)
+    d.set_state(STATE)
+    c = conn(cert=LEAF_DER)
+    end = LEAF.not_valid_after_utc
+    for now in (NOW, NOW + dt.timedelta(days=1), end - dt.timedelta(microseconds=1)):
+        decision, record = decide(d, c, get("api.example.com"), now=now)
+        assert isinstance(decision, Forward) and record.auth.cert_status == "valid"
+    assert (authenticator.hits, authenticator.misses) == (0, 1)  # asked once, reused twice
+    # Exactly on notAfter the certificate is still valid; a microsecond later it is not.
+    assert decide(d, c, get("api.example.com"), now=end)[1].auth.cert_status == "valid"
+    expired = decide(d, c, get("api.example.com"), now=end + dt.timedelta(microseconds=1))[1]
+    assert expired.auth.cert_status == "expired"
+    # A clock stepping back is judged again too.
+    assert decide(d, c, get("api.example.com"), now=NOW)[1].auth.cert_status == "valid"
+    asked = authenticator.hits + authenticator.misses
+    # A new state, even with the same content, is asked again.
+    d.set_state(EdgeState.from_snapshot(snapshot(2), now=NOW, previous=STATE))
+    assert decide(d, c, get("api.example.com"))[1].auth.cert_status == "valid"
+    assert authenticator.hits + authenticator.misses == asked + 1
+    # Another connection with the same certificate shares the cached chain, not the reuse.
+    decide(d, conn(cert=LEAF_DER), get("api.example.com"))
+    assert authenticator.hits + authenticator.misses == asked + 2
+
+
+def test_forwarded_rfc9440_headers_are_one_shared_tuple_per_verdict() -> None:
+    d = decider()
+    first, _ = decide(d, conn(cert=LEAF_DER), get("api.example.com"))
+    second, _ = decide(d, conn(cert=LEAF_DER), get("api.example.com"))
+    assert isinstance(first, Forward) and isinstance(second, Forward)
+    assert first.extra_headers is second.extra_headers and isinstance(first.extra_headers, tuple)
+
+
 # --- rules -----------------------------------------------------------------------------------------
 
 

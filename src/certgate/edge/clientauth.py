@@ -52,6 +52,8 @@ CERT_STATUSES: Final[tuple[CertStatus, ...]] = (
 RFC9440_HEADER_NAMES: Final = (b"client-cert", b"client-cert-chain", b"client-cert-status")
 
 DEFAULT_CACHE_SIZE: Final = 4096
+_NEG_INF: Final = float("-inf")
+_POS_INF: Final = float("inf")
 DEFAULT_NEGATIVE_TTL: Final = 60
 
 
@@ -187,8 +189,26 @@ class ClientAuthenticator:
         ``leaf_der``/``intermediates_der`` come from ``tls.peer_certificates``; ``now`` is the
         request time (timezone-aware).
         """
+        return self.authenticate_window(state, host, leaf_der, intermediates_der, now=now)[0]
+
+    def authenticate_window(
+        self,
+        state: EdgeState,
+        host: HostState,
+        leaf_der: bytes | None,
+        intermediates_der: Sequence[bytes] = (),
+        *,
+        now: dt.datetime,
+    ) -> tuple[ClientAuth, float, float]:
+        """`authenticate`, plus the open interval of Unix times ``(lo, hi)`` around ``now`` in
+        which the verdict stays the same *for this state and host* (no validity bound or
+        re-check time falls inside it). A caller may reuse the verdict for later requests of the
+        same connection while the state and host objects are the same and the request time is
+        strictly inside the interval; a new state (a revocation) or time crossing a bound means
+        asking again. ``(now, now)`` when ``now`` is exactly on a bound (nothing to reuse).
+        """
         if leaf_der is None:
-            return NO_CERTIFICATE
+            return NO_CERTIFICATE, _NEG_INF, _POS_INF
         intermediates = (
             intermediates_der if isinstance(intermediates_der, tuple) else tuple(intermediates_der)
         )
@@ -207,7 +227,7 @@ class ClientAuthenticator:
             self._cache.move_to_end(key)
 
         if result.verdict == "invalid":
-            return result.auth("invalid", False)
+            return result.auth("invalid", False), _NEG_INF, _POS_INF  # never re-checked
         revoked = False
         for anchor_id, serial in result.revocation_keys:
             if state.is_revoked(anchor_id, serial):
@@ -224,7 +244,22 @@ class ClientAuthenticator:
             status = "revoked"
         else:
             status = "valid"
-        return result.auth(status, revoked)
+        lo, hi = _NEG_INF, _POS_INF
+        for bound in (result.leaf_from, result.leaf_until, result.chain_from, result.chain_until):
+            if bound < at:
+                if bound > lo:
+                    lo = bound
+            elif bound > at:
+                if bound < hi:
+                    hi = bound
+            else:
+                return result.auth(status, revoked), at, at
+        recheck = result.recheck_after
+        if recheck is not None:
+            if recheck <= at:  # (cannot happen: a due re-check ran above)
+                return result.auth(status, revoked), at, at
+            hi = min(hi, recheck)
+        return result.auth(status, revoked), lo, hi
 
     def _chain_result(
         self,

@@ -61,6 +61,25 @@ PEER_CERTIFICATES: Final = "peer_certificates"
 """Key in `ConnectionInfo.state`: ``(leaf DER | None, intermediates DER)`` read once per connection."""
 
 _NO_PEER: Final[tuple[bytes | None, tuple[bytes, ...]]] = (None, ())
+_AUTH_MEMO: Final = "_auth_memo"
+"""Key in `ConnectionInfo.state`: (state, host state, lo, hi, verdict) of the last request."""
+_AuthMemo = tuple[EdgeState, HostState, float, float, ClientAuth]
+
+_RFC9440_CACHE: Final[dict[int, tuple[ClientAuth, tuple[tuple[bytes, bytes], ...]]]] = {}
+
+
+def _rfc9440(auth: ClientAuth) -> tuple[tuple[bytes, bytes], ...]:
+    """`rfc9440_headers` as one shared tuple per verdict object (verdicts are long-lived shared
+    immutables), so the proxy encodes and checks it once, not on every request."""
+    cached = _RFC9440_CACHE.get(id(auth))
+    if cached is not None and cached[0] is auth:
+        return cached[1]
+    headers = tuple(rfc9440_headers(auth))
+    if len(_RFC9440_CACHE) >= 4096:
+        _RFC9440_CACHE.clear()
+    _RFC9440_CACHE[id(auth)] = (auth, headers)  # the entry keeps `auth` alive: its id stays its own
+    return headers
+
 
 Outcome = Literal[
     "forward",  # sent to the origin
@@ -273,6 +292,10 @@ class Decider:
         self.authenticator = authenticator
         self.settings = settings or DecisionSettings()
         self.state: EdgeState | None = None
+        # `ClientAuthenticator.authenticate_window` when the authenticator has it (per-connection reuse).
+        self._authenticate_window: Callable[..., tuple[ClientAuth, float, float]] | None = getattr(
+            authenticator, "authenticate_window", None
+        )
         self._plans: dict[HostState, _HostPlan] = {}
         # Compiled rule lists by expression content, carried from one state to the next so a
         # revocation-only snapshot compiles nothing.
@@ -406,8 +429,21 @@ class Decider:
             record.error = plan.fail_closed
             return self._respond(503, record, head, on_done)
 
-        leaf, intermediates = conn.state.get(PEER_CERTIFICATES, _NO_PEER)
-        auth = self.authenticator.authenticate(state, host_state, leaf, intermediates, now=now)
+        # The verdict of the connection's certificate, reused by its next requests while the
+        # state and host are the same objects (a new snapshot, e.g. a revocation, is a new
+        # state) and the time stays inside the window in which the verdict cannot change.
+        cstate = conn.state
+        at = now.timestamp()
+        memo: _AuthMemo | None = cstate.get(_AUTH_MEMO)
+        if memo is not None and memo[0] is state and memo[1] is host_state and memo[2] < at < memo[3]:
+            auth = memo[4]
+        else:
+            leaf, intermediates = cstate.get(PEER_CERTIFICATES, _NO_PEER)
+            if self._authenticate_window is not None:
+                auth, lo, hi = self._authenticate_window(state, host_state, leaf, intermediates, now=now)
+                cstate[_AUTH_MEMO] = (state, host_state, lo, hi, auth)
+            else:
+                auth = self.authenticator.authenticate(state, host_state, leaf, intermediates, now=now)
         record.auth = auth
 
         matched: tuple[int, ...] = ()
@@ -441,7 +477,7 @@ class Decider:
         target = self._target(plan, host, conn.tls, matched)
         record.origin = target
         record.outcome = "forward"
-        return Forward(origin=target, extra_headers=rfc9440_headers(auth), on_done=on_done)
+        return Forward(origin=target, extra_headers=_rfc9440(auth), on_done=on_done)
 
     def _respond(
         self,

@@ -80,18 +80,22 @@ def origin_request_head(
     after the client's fields and its names are removed from them.
     """
     if extra:
-        for name, value in extra:
-            _check_field(name, value)
-        extra_names = [n.lower() for n, _ in extra]
+        cached = _EXTRA_CACHE.get(id(extra))
+        if cached is not None and cached[0] is extra:
+            extra_block, extra_names = cached[1], cached[2]
+        else:
+            extra_block, extra_names = _encode_extra(extra)
         if not drop.issuperset(extra_names):
             drop = drop.union(extra_names)
+    else:
+        extra_block = b""
     tokens = head.connection_tokens
     if tokens:
         drop = drop | tokens
     parts = [b"%s: %s\r\n" % field for field in head.headers if field[0] not in drop]
     parts.append(b"x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n" % (forwarded_for, forwarded_proto))
-    for field in extra:
-        parts.append(b"%s: %s\r\n" % field)
+    if extra_block:
+        parts.append(extra_block)
     if head.chunked:
         parts.append(b"transfer-encoding: chunked\r\n\r\n")
     elif head.content_length is not None:
@@ -102,6 +106,23 @@ def origin_request_head(
     else:
         parts.append(CRLF)
     return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s" % (head.method, head.target, host_header, b"".join(parts))
+
+
+_EXTRA_CACHE: Final[dict[int, tuple[Sequence[tuple[bytes, bytes]], bytes, frozenset[bytes]]]] = {}
+
+
+def _encode_extra(extra: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, frozenset[bytes]]:
+    """Check and encode the caller's fields; a tuple (immutable) is remembered by identity, so
+    the decision's shared per-verdict tuple is checked and encoded once."""
+    for name, value in extra:
+        _check_field(name, value)
+    block = b"".join([b"%s: %s\r\n" % field for field in extra])
+    names = frozenset(n.lower() for n, _ in extra)
+    if type(extra) is tuple:
+        if len(_EXTRA_CACHE) >= 1024:
+            _EXTRA_CACHE.clear()
+        _EXTRA_CACHE[id(extra)] = (extra, block, names)  # the entry keeps `extra` alive: its id stays its own
+    return block, names
 
 
 def client_response_head(resp: ResponseHead, *, framing: bytes, connection: bytes) -> bytes:

@@ -319,6 +319,13 @@ class RequestReader:
     def failed(self) -> bool:
         return self._dead
 
+    def close(self) -> None:
+        """The connection is gone: drop the parser, which holds this reader as its callback
+        object (a reference cycle that only the cyclic garbage collector would free)."""
+        self._dead = True
+        self._parser = _CLOSED_PARSER
+        self._events = []
+
     def feed(self, data: bytes) -> list[RequestEvent]:
         if self._dead:
             return []
@@ -552,6 +559,14 @@ class RequestReader:
         self._in_body = False
         self._trailer_size = 0
         self._events.append(MESSAGE_END)
+
+
+class _NoCallbacks:
+    pass
+
+
+_CLOSED_PARSER: Final = httptools.HttpRequestParser(_NoCallbacks())
+"""Stands in for a closed reader's parser (never fed: a closed reader is dead)."""
 
 
 # --------------------------------------------------------------------------------------------

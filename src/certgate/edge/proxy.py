@@ -428,6 +428,7 @@ class ProxyProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = self._closing = True
         self._watchdog.close()
+        self._reader.close()
         self._pending.clear()
         ex = self._ex
         if ex is not None:
