@@ -610,6 +610,32 @@ def test_keep_alive_decides_reuse() -> None:
     assert reader.reusable
 
 
+def test_a_reused_reader_judges_every_head_on_its_own() -> None:
+    # One origin connection, several responses: an equal field block may reuse the previous
+    # scan, a different one never does.
+    reader = ResponseReader()
+    a = b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\n\r\nok"
+    b = (
+        b"HTTP/1.1 200 OK\r\nServer: s\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )
+    for data, framing, length, kept in (
+        (a, "length", 2, b"Server: s\r\n"),
+        (b, "chunked", None, b"Server: s\r\nX-Hop: 1\r\n"),
+        (a, "length", 2, b"Server: s\r\n"),
+        (a.replace(b": 2", b": 0").replace(b"ok", b""), "length", 0, b"Server: s\r\n"),
+    ):
+        reader.start(head_request=False)
+        events = reader.feed(data)
+        head = events[0]
+        assert isinstance(head, ResponseHead) and events[-1] is MESSAGE_END
+        assert (head.framing, head.content_length, head.end_to_end) == (framing, length, kept)
+        assert head.connection_tokens == ({b"x-hop"} if data is b else set())
+    reader.start(head_request=False)
+    events = reader.feed(a.replace(b"Content-Length: 2", b"Content-Length: 1000000000000000000"))  # 19 digits
+    assert isinstance(events[-1], ResponseError) and events[-1].reason == "http.origin.content_length"
+
+
 def test_bytes_after_a_complete_response_spoil_the_connection() -> None:
     reader, events = rfeed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n")
     assert events[-1] is MESSAGE_END and body(events) == b"ok" and not reader.reusable

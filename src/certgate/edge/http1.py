@@ -594,6 +594,7 @@ class ResponseReader:
         "_head",
         "_head_request",
         "_keep_alive",
+        "_last_scan",
         "_max_count",
         "_max_head",
         "_parser",
@@ -610,6 +611,7 @@ class ResponseReader:
         self._parser = httptools.HttpResponseParser(self)
         self._events: list[ResponseEvent] = []
         self._failed = False
+        self._last_scan: _ResponseScan | None = None
         self.start(head_request=False)
 
     def start(self, *, head_request: bool) -> None:
@@ -728,38 +730,16 @@ class ResponseReader:
         version = _VERSIONS.get(status_line[5:8])
         if version is None:
             raise self._stop("http.origin.invalid_version")
-        content_length: int | None = None
-        te: bytes | None = None
-        tokens: list[bytes] | None = None
-        cl_count = 0
-        kept: list[bytes] = []
-        pos = 0
-        # One pass over the lowercased block finds every hop-by-hop or Content-Length line: the
-        # framing comes from their values, the end-to-end block from what lies between them.
-        # (Index i in "\n" + lower is the line's first byte in `fields`; the match stops at CR.)
-        for m in _HOP_LINE.finditer(b"\n" + fields.lower()):
-            name, value = m.group(1, 2)
-            if name == b"content-length":
-                cl_count += 1
-                value = value.rstrip(b" \t")
-                if cl_count > 1 or not value.isdigit() or len(value) > 18:  # bytes.isdigit: ASCII only
-                    raise self._stop("http.origin.content_length")
-                content_length = int(value)
-            elif name == b"transfer-encoding":
-                value = value.rstrip(b" \t")
-                te = value if te is None else te + b"," + value
-            elif name == b"connection":
-                value = value.rstrip(b" \t")
-                if value != b"keep-alive" and value != b"close":
-                    tokens = (tokens or []) + _tokens(value)
-            start, end = m.span()
-            kept.append(fields[pos:start])
-            pos = end + 1
-        if kept:
-            kept.append(fields[pos:])
-            end_to_end = b"".join(kept)
-        else:
-            end_to_end = fields
+        scan = self._last_scan
+        if scan is None or scan[0] != fields:
+            # (An origin connection tends to send the same field block again and again, the
+            # Date line aside: the scan below is a pure function of these bytes, so an equal
+            # block reuses it.)
+            try:
+                scan = self._last_scan = _scan_response_fields(fields)
+            except _Stop as stop:
+                raise self._stop(str(stop)) from None
+        _, end_to_end, content_length, te, connection_tokens = scan
         framing: Framing
         if self._head_request or status == 204 or status == 304:
             framing = "none"
@@ -779,7 +759,7 @@ class ResponseReader:
             end_to_end,
             framing,
             content_length,
-            _NO_TOKENS if tokens is None else _hop_tokens(tokens),
+            connection_tokens,
         )
         self._events.append(self._head)
         if self._head_request:
@@ -797,6 +777,45 @@ class ResponseReader:
 
 
 _VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
+
+_ResponseScan = tuple[bytes, bytes, int | None, bytes | None, frozenset[bytes]]
+"""(fields, end-to-end fields, Content-Length, Transfer-Encoding, Connection tokens)."""
+
+
+def _scan_response_fields(fields: bytes) -> _ResponseScan:
+    content_length: int | None = None
+    te: bytes | None = None
+    tokens: list[bytes] | None = None
+    cl_count = 0
+    kept: list[bytes] = []
+    pos = 0
+    # One pass over the lowercased block finds every hop-by-hop or Content-Length line: the
+    # framing comes from their values, the end-to-end block from what lies between them.
+    # (Index i in "\n" + lower is the line's first byte in `fields`; the match stops at CR.)
+    for m in _HOP_LINE.finditer(b"\n" + fields.lower()):
+        name, value = m.group(1, 2)
+        if name == b"content-length":
+            cl_count += 1
+            value = value.rstrip(b" \t")
+            if cl_count > 1 or not value.isdigit() or len(value) > 18:  # bytes.isdigit: ASCII only
+                raise _Stop("http.origin.content_length")
+            content_length = int(value)
+        elif name == b"transfer-encoding":
+            value = value.rstrip(b" \t")
+            te = value if te is None else te + b"," + value
+        elif name == b"connection":
+            value = value.rstrip(b" \t")
+            if value != b"keep-alive" and value != b"close":
+                tokens = (tokens or []) + _tokens(value)
+        start, end = m.span()
+        kept.append(fields[pos:start])
+        pos = end + 1
+    if kept:
+        kept.append(fields[pos:])
+        end_to_end = b"".join(kept)
+    else:
+        end_to_end = fields
+    return fields, end_to_end, content_length, te, _NO_TOKENS if tokens is None else _hop_tokens(tokens)
 # Strict llhttp guarantees ``name:`` at the start of a CRLF-terminated line; matched on
 # b"\n" + the lowercased block, so the literal "\n" prefix keeps the scan fast.
 _HOP_LINE: Final = re.compile(
