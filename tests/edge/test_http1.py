@@ -68,7 +68,7 @@ def test_simple_get() -> None:
     head = events[0]
     assert isinstance(head, RequestHead)
     assert head.method == b"GET" and head.target == b"/p?q=1" and head.version == "1.1"
-    assert head.headers == [(b"host", b"a.test"), (b"user-agent", b"t")]
+    assert head.headers == ((b"host", b"a.test"), (b"user-agent", b"t"))
     assert head.keep_alive and head.host == "a.test" and head.port is None and head.authority == b"a.test"
     assert head.content_length is None and not head.chunked and not head.has_body
     assert not head.expect_continue and head.connection_tokens == frozenset()
@@ -169,6 +169,55 @@ def test_upgrade_without_body_is_a_plain_request_and_parsing_continues() -> None
     events = feed(data)
     assert [h.target for h in heads(events)] == [b"/ws", b"/next"]
     assert heads(events)[0].connection_tokens == {b"upgrade"}
+
+
+def test_a_chunked_body_full_of_blank_lines_then_a_pipelined_request() -> None:
+    # The reader finds where each head starts by cutting the input after every CRLFCRLF; body
+    # bytes that look like the end of a head (or of a chunked body) must not confuse it.
+    data = (
+        b"POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"8\r\n\r\n\r\n\r\n\r\n\r\n7\r\n0\r\n\r\n\r\n\r\n0\r\nX-T: 1\r\n\r\n"
+        b"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n\r\n\r\n"
+        b"GET /3 HTTP/1.1\r\nHost: a\r\nX-Last: 1\r\n\r\n"
+    )
+    for chunks in (
+        [data],
+        [data[i : i + 1] for i in range(len(data))],
+        [data[:70], data[70:131], data[131:]],
+    ):
+        events = feed(chunks)
+        assert [h.target for h in heads(events)] == [b"/1", b"/2", b"/3"]
+        assert body(events) == b"\r\n\r\n\r\n\r\n" + b"0\r\n\r\n\r\n" + b"\r\n\r\n"
+        assert heads(events)[2].headers == ((b"host", b"a"), (b"x-last", b"1"))
+        assert sum(e is MESSAGE_END for e in events) == 3 and not any(
+            isinstance(e, RequestError) for e in events
+        )
+
+
+def test_a_repeated_field_block_shares_its_parse() -> None:
+    reader = RequestReader()
+    first = heads(reader.feed(GET))[0]
+    second = heads(reader.feed(GET.replace(b"/p?q=1", b"/other")))[0]
+    assert second.target == b"/other" and second.headers is first.headers
+    third = heads(reader.feed(GET.replace(b"User-Agent: t", b"User-Agent: u")))[0]
+    assert third.headers == ((b"host", b"a.test"), (b"user-agent", b"u"))
+    # a block that is refused is refused every time, whatever came before
+    bad = b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+    for prefix in (b"", bad.replace(b"\r\nContent-Length: 2", b"") + b"x"):
+        assert error(feed(prefix + bad)).status == 400
+
+
+def test_trailers_spanning_many_reads_are_cut_off() -> None:
+    reader = RequestReader(HTTP1Limits(max_head_bytes=1024))
+    events = reader.feed(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+    )
+    for i in range(100):
+        events += reader.feed(b"X-T%d: %s\r\n" % (i, b"v" * 100))
+        if reader.failed:
+            break
+    assert i < 15 and error(events).status == 431 and error(events).reason == "http.trailers_too_large"
+    assert MESSAGE_END not in events
 
 
 def test_in_head_tracks_a_partial_head() -> None:

@@ -78,6 +78,10 @@ def origin_request_head(
 
     `drop` comes from `request_drop_set`; `extra` (the caller's headers, e.g. RFC 9440) is added
     after the client's fields and its names are removed from them.
+
+    Both parts are remembered by identity of immutable tuples (the client's headers: shared by a
+    connection's heads with the same field block; `extra`: shared per verdict by the decision),
+    so a keep-alive connection repeating its request filters and encodes its fields once.
     """
     if extra:
         cached = _EXTRA_CACHE.get(id(extra))
@@ -92,8 +96,21 @@ def origin_request_head(
     tokens = head.connection_tokens
     if tokens:
         drop = drop | tokens
-    parts = [b"%s: %s\r\n" % field for field in head.headers if field[0] not in drop]
-    parts.append(b"x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n" % (forwarded_for, forwarded_proto))
+        fields = b"".join([b"%s: %s\r\n" % field for field in head.headers if field[0] not in drop])
+    else:
+        # The client's fields filtered and encoded, remembered by the identity of the (immutable)
+        # headers tuple: a keep-alive connection sending the same field block shares one tuple.
+        headers = head.headers
+        key = (id(headers), drop)
+        known = _FIELDS_CACHE.get(key)
+        if known is not None and known[0] is headers:
+            fields = known[1]
+        else:
+            fields = b"".join([b"%s: %s\r\n" % field for field in headers if field[0] not in drop])
+            if len(_FIELDS_CACHE) >= 1024:
+                _FIELDS_CACHE.clear()
+            _FIELDS_CACHE[key] = (headers, fields)  # the entry keeps `headers` alive: its id stays its own
+    parts = [fields, b"x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n" % (forwarded_for, forwarded_proto)]
     if extra_block:
         parts.append(extra_block)
     if head.chunked:
@@ -108,6 +125,7 @@ def origin_request_head(
     return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s" % (head.method, head.target, host_header, b"".join(parts))
 
 
+_FIELDS_CACHE: Final[dict[tuple[int, frozenset[bytes]], tuple[tuple[tuple[bytes, bytes], ...], bytes]]] = {}
 _EXTRA_CACHE: Final[dict[int, tuple[Sequence[tuple[bytes, bytes]], bytes, frozenset[bytes]]]] = {}
 
 

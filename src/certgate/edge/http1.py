@@ -83,8 +83,9 @@ class RequestHead:
     """Origin-form (``/path?query``) or ``*``; an absolute-form target is rewritten to origin-form."""
     version: str
     """``"1.1"`` or ``"1.0"``."""
-    headers: list[tuple[bytes, bytes]]
-    """Every field line in order: lowercased name, value without surrounding whitespace."""
+    headers: tuple[tuple[bytes, bytes], ...]
+    """Every field line in order: lowercased name, value without surrounding whitespace.
+    (Immutable: a connection's heads with the same field block share one tuple.)"""
     keep_alive: bool
     """The client lets the connection carry another request (version and ``Connection``)."""
     authority: bytes
@@ -183,6 +184,7 @@ class _Stop(Exception):
     """Raised inside an httptools callback to abort the parse (the reason is stored beforehand)."""
 
 
+_HEAD_END: Final = b"\r\n\r\n"
 _FRAMING_NAMES: Final = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"host", b"expect"}
 )
@@ -240,6 +242,73 @@ def _llhttp_reason(exc: Exception) -> str:
 # Requests
 
 
+_RequestScan = tuple[
+    bytes,
+    tuple[tuple[bytes, bytes], ...],
+    bytes | None,
+    int,
+    bytes | None,
+    int,
+    bytes | None,
+    int,
+    bytes | None,
+    frozenset[bytes] | None,
+]
+"""(field block, headers, Host, Host count, Content-Length, its count, Transfer-Encoding, its
+count, Expect, Connection tokens naming more hop-by-hop fields or None without Connection)."""
+
+
+def _scan_request_fields(block: bytes) -> _RequestScan:
+    """Split a request head's field block (strict llhttp accepted it: each line is ``name:``,
+    optional whitespace, the value, CRLF) and pick out the fields that decide framing."""
+    headers: list[tuple[bytes, bytes]] = []
+    host: bytes | None = None
+    host_count = 0
+    cl: bytes | None = None
+    cl_count = 0
+    te: bytes | None = None
+    te_count = 0
+    expect: bytes | None = None
+    tokens: list[bytes] | None = None
+    for line in block.split(CRLF)[:-1]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name:  # cannot happen with strict llhttp; refuse rather than guess
+            raise _Stop("http.invalid_header")
+        lname = name.lower()
+        value = value.strip(b" \t")  # llhttp skips leading whitespace; trailing is ours to drop
+        headers.append((lname, value))
+        if lname in _FRAMING_NAMES:
+            if lname == b"host":
+                host = value
+                host_count += 1
+            elif lname == b"content-length":
+                cl = value
+                cl_count += 1
+            elif lname == b"transfer-encoding":
+                te = value
+                te_count += 1
+            elif lname == b"connection":
+                if tokens is None:
+                    tokens = []
+                lower = value.lower()
+                if lower != b"keep-alive" and lower != b"close":
+                    tokens.extend(_tokens(lower))
+            else:
+                expect = value
+    return (
+        block,
+        tuple(headers),
+        host,
+        host_count,
+        cl,
+        cl_count,
+        te,
+        te_count,
+        expect,
+        None if tokens is None else _hop_tokens(tokens),
+    )
+
+
 class RequestReader:
     """Turns a client's byte stream into `RequestEvent`s.
 
@@ -247,35 +316,50 @@ class RequestReader:
     the last event ever returned (later feeds return nothing). Pipelined requests come out one
     after another; pacing them is the caller's job.
 
-    Hot path (one call per header line): sizes and counts are checked once per head, in
-    on_headers_complete, and only measured when the head could exceed the limit (it spans
-    chunks, or came in a chunk larger than the limit); whole chunks fed while a head is still
-    incomplete are counted as they come, which bounds what httptools buffers.
+    Hot path: llhttp validates and frames the stream in C without calling back per header field;
+    when it reports a head complete, the reader slices the head out of the bytes it was fed and
+    splits the field lines with one regular expression (strict llhttp accepted the head, so its
+    lines end in CRLF, names are tokens followed directly by ``:``, and there is no obs-fold:
+    the slice holds exactly the fields llhttp saw; a line the expression does not match is
+    refused anyway).
+
+    Where a head starts and ends in the stream: llhttp does not say, so the reader feeds each
+    chunk in *pieces* that end right after every CRLFCRLF it contains (also one straddling two
+    chunks). A head ends with CRLFCRLF, and so does a chunked body (last chunk, trailers, blank
+    line), so each of them ends exactly at the end of the piece in which llhttp reports it; a
+    Content-Length body ends a known number of bytes after its head; a bodiless request ends with
+    its head. The next head starts where the previous message ended (llhttp skips CRLFs before a
+    request line, and so does the slicing). A typical request is one piece: one ``feed_data``.
+
+    Limits: an incomplete head is kept (from its first byte) across chunks and refused with 431
+    as soon as it exceeds ``max_head_bytes``; a complete one is measured exactly. Trailers are
+    never buffered (llhttp streams over them), but chunks that carry no body data at all (a
+    chunked body's trailers, or endless chunk framing) may total at most ``max_head_bytes``.
     """
 
     __slots__ = (
         "_authority_cache",
-        "_cl",
-        "_cl_count",
-        "_conn_tokens",
+        "_body_end",
+        "_carry",
+        "_chunked_body",
+        "_data",
         "_dead",
         "_events",
-        "_expect",
-        "_headers",
-        "_host",
-        "_host_count",
-        "_in_body",
+        "_head_start",
         "_in_head",
+        "_last_scan",
         "_max_count",
         "_max_head",
-        "_measure",
-        "_messages",
+        "_msg_end",
+        "_no_body_bytes",
         "_parser",
-        "_raw_head",
+        "_piece_body",
+        "_piece_end",
+        "_piece_in_body",
+        "_piece_len",
+        "_pos",
         "_reject",
-        "_te",
-        "_te_count",
-        "_trailer_size",
+        "_tail",
         "_url",
     )
 
@@ -288,27 +372,25 @@ class RequestReader:
         self._dead = False
         self._reject: RequestError | None = None
         self._in_head = False
-        self._in_body = False
-        self._measure = False
-        self._messages = 0
-        self._raw_head = 0
+        self._url = b""
+        # Stream offsets (bytes since the connection's first byte).
+        self._pos = 0  # of the first byte of the chunk being fed
+        self._piece_end = 0  # of the end of the piece llhttp is parsing
+        self._msg_end = 0  # where the last complete message ended (the next one starts there)
+        self._head_start = 0  # where the current head starts
+        self._body_end = -1  # where the current Content-Length body ends (-1: no such body)
+        self._data = b""  # the chunk being fed
+        self._carry = b""  # the current head's bytes from earlier chunks
+        self._tail = b""  # the last bytes fed (up to 3): a CRLFCRLF may straddle two chunks
+        self._chunked_body = False
+        self._piece_in_body = False
+        self._piece_len = 0
+        self._piece_body = 0
+        self._no_body_bytes = 0
         # Last Host value seen and its parse (a connection keeps sending the same one); NUL
         # never matches since llhttp refuses it in header values.
         self._authority_cache: tuple[bytes, str, int | None] = (b"\x00", "", None)
-        self._reset_message()
-
-    def _reset_message(self) -> None:
-        self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._trailer_size = 0
-        self._host: bytes | None = None
-        self._host_count = 0
-        self._cl: bytes | None = None
-        self._cl_count = 0
-        self._te: bytes | None = None
-        self._te_count = 0
-        self._conn_tokens: list[bytes] | None = None
-        self._expect: bytes | None = None
+        self._last_scan: _RequestScan | None = None
 
     @property
     def in_head(self) -> bool:
@@ -325,47 +407,85 @@ class RequestReader:
         self._dead = True
         self._parser = _CLOSED_PARSER
         self._events = []
+        self._data = self._carry = b""
 
     def feed(self, data: bytes) -> list[RequestEvent]:
-        if self._dead:
-            return []
         events: list[RequestEvent] = []
+        if self._dead or not data:
+            return events
+        parser = self._parser
         self._events = events
-        spanning = self._in_head
-        self._measure = spanning or len(data) > self._max_head
-        messages = self._messages
+        self._data = data
+        pos = self._pos
+        size = len(data)
+        # Piece ends: right after every CRLFCRLF (overlapping ones too), and the chunk's end.
+        cuts: list[int] | None = None
+        tail = self._tail
+        if tail and (data[0] == 13 or data[0] == 10):  # (only then can one straddle the chunks)
+            probe = tail + data[:3]
+            i = probe.find(_HEAD_END)
+            while i >= 0:  # only ones straddling the two chunks fit in the probe
+                if cuts is None:
+                    cuts = []
+                cuts.append(i + 4 - len(tail))
+                i = probe.find(_HEAD_END, i + 1)
+        i = data.find(_HEAD_END)
+        if i >= 0 and (i + 4 != size or cuts is not None):
+            if cuts is None:
+                cuts = []
+            while i >= 0:
+                cuts.append(i + 4)
+                i = data.find(_HEAD_END, i + 1)
+        self._tail = data[-3:] if size >= 3 else (tail + data)[-3:]
         try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as up:
-            self._after_upgrade(data[up.args[0] :])
+            if cuts is None:
+                self._feed_piece(parser, data, pos, size)
+            else:
+                start = 0
+                for end in cuts:
+                    if end > start and end < size:
+                        self._feed_piece(self._parser, data[start:end], pos + start, end - start)
+                        start = end
+                        if self._dead:
+                            return events
+                self._feed_piece(self._parser, data[start:] if start else data, pos + start, size - start)
         except httptools.HttpParserError as exc:
             self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
             return events
-        # httptools buffers an incomplete header line internally: bound that buffer by counting
-        # every chunk that was entirely head.
-        if spanning and self._in_head and messages == self._messages:
-            self._raw_head += len(data)
-            if self._raw_head > self._max_head:
+        self._pos = pos + size
+        if self._dead:
+            return events
+        if self._in_head:
+            # Keep the incomplete head (bounded: llhttp no longer buffers anything of it).
+            start = self._head_start
+            self._carry = data[start - pos :] if start >= pos else self._carry + data
+            if len(self._carry) > self._max_head:
                 self._fail(RequestError(431, "http.head_too_large"))
         return events
 
-    def _after_upgrade(self, rest: bytes) -> None:
-        # llhttp pauses after a request carrying ``Connection: upgrade`` (CONNECT and upgrades
-        # with a body were refused in on_headers_complete). The edge never switches protocols:
-        # the request went out as a plain one, so what follows is simply the next request, for a
-        # fresh parser (in a loop: a chunk can hold many such requests).
+    def _feed_piece(self, parser: httptools.HttpRequestParser, piece: bytes, at: int, n: int) -> None:
+        self._piece_end = at + n
+        self._piece_len = n
+        self._piece_body = 0
+        in_body = self._piece_in_body = self._chunked_body
         while True:
-            self._parser = httptools.HttpRequestParser(self)
-            if not rest:
-                return
             try:
-                self._parser.feed_data(rest)
-                return
+                parser.feed_data(piece)
+                break
             except httptools.HttpParserUpgrade as up:
-                rest = rest[up.args[0] :]
-            except httptools.HttpParserError as exc:
-                self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
-                return
+                # llhttp pauses after a request carrying ``Connection: upgrade`` (CONNECT and
+                # upgrades with a body were refused in on_headers_complete). The edge never
+                # switches protocols: the request went out as a plain one, so what follows is
+                # simply the next request, for a fresh parser.
+                parser = self._parser = httptools.HttpRequestParser(self)
+                piece = piece[up.args[0] :]
+                if not piece:
+                    break
+        if in_body and self._chunked_body and not self._piece_body:
+            # A piece of a chunked body without body data: trailers (or endless chunk framing).
+            self._no_body_bytes += n
+            if self._no_body_bytes > self._max_head:
+                self._fail(RequestError(431, "http.trailers_too_large"))
 
     def _fail(self, error: RequestError) -> None:
         self._dead = True
@@ -375,66 +495,59 @@ class RequestReader:
         self._reject = RequestError(status, reason, detail)
         return _Stop(reason)
 
-    # --- httptools callbacks -----------------------------------------------------------------
+    # --- httptools callbacks (deliberately no on_header: see the class docstring) -------------
 
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._messages += 1
-        self._raw_head = 0
+        # Only CRLFs (skipped by llhttp) can lie between the last message and this one.
+        self._head_start = self._msg_end if self._msg_end >= self._pos else self._pos
 
     def on_url(self, url: bytes) -> None:
         self._url = self._url + url if self._url else url
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_body:
-            # Trailer fields of a chunked body: size-limited, then dropped (never forwarded).
-            self._trailer_size += len(name) + len(value) + 4
-            if self._trailer_size > self._max_head:
-                raise self._stop(431, "http.trailers_too_large")
-            return
-        lname = name.lower()
-        value = value.rstrip(b" \t")  # llhttp already skipped the leading whitespace
-        self._headers.append((lname, value))
-        if lname in _FRAMING_NAMES:
-            if lname == b"host":
-                self._host = value
-                self._host_count += 1
-            elif lname == b"content-length":
-                self._cl = value
-                self._cl_count += 1
-            elif lname == b"transfer-encoding":
-                self._te = value
-                self._te_count += 1
-            elif lname == b"connection":
-                if self._conn_tokens is None:
-                    self._conn_tokens = []
-                lower = value.lower()
-                if lower != b"keep-alive" and lower != b"close":
-                    self._conn_tokens.extend(_tokens(lower))
-            else:
-                self._expect = value
-
     def on_headers_complete(self) -> None:
-        headers = self._headers
-        if len(headers) > self._max_count:
-            raise self._stop(431, "http.too_many_headers")
-        if self._measure:
-            size = len(self._url) + sum(len(n) + len(v) + 4 for n, v in headers)
-            if size > self._max_head:
-                raise self._stop(431, "http.head_too_large")
+        # The head ends exactly at the end of the current piece (see the class docstring).
+        end = self._piece_end
+        pos = self._pos
+        start = self._head_start
+        if start >= pos:
+            raw = self._data[start - pos : end - pos]
+        else:
+            raw = self._carry + self._data[: end - pos]
+        self._carry = b""
+        if raw[:1] == b"\r" or raw[:1] == b"\n":
+            raw = raw.lstrip(b"\r\n")
+        if len(raw) > self._max_head:
+            raise self._stop(431, "http.head_too_large")
+        line_end = raw.find(CRLF)
+        if line_end < 0 or raw[-4:] != _HEAD_END:  # cannot happen with strict llhttp
+            raise self._stop(400, "http.malformed", "request head not where expected")
+        block = raw[line_end + 2 : -2]
+        scan = self._last_scan
+        if scan is None or scan[0] != block:
+            # (A keep-alive client tends to send the same field block again and again: the scan
+            # is a pure function of these bytes, so an equal block reuses it, shared tuples and all.)
+            if block.count(CRLF) > self._max_count:
+                raise self._stop(431, "http.too_many_headers")
+            try:
+                scan = self._last_scan = _scan_request_fields(block)
+            except _Stop as stop:
+                raise self._stop(400, str(stop)) from None
+        _, headers, host, host_count, cl, cl_count, te, te_count, expect, tokens = scan
         parser = self._parser
         version = parser.get_http_version()
         method = parser.get_method()
         target = self._url
-        authority = self._host
+        self._url = b""
+        authority = host
         if (
             # Fast path, most requests: one Host, origin-form, no framing or Expect field, and no
             # Connection field or one naming only close/keep-alive (browsers send keep-alive).
-            self._host_count == 1
-            and self._te is None
-            and self._cl is None
-            and not self._conn_tokens
-            and self._expect is None
+            host_count == 1
+            and te is None
+            and cl is None
+            and not tokens
+            and expect is None
             and version == "1.1"
             and target[:1] == b"/"
             and method != b"CONNECT"
@@ -458,12 +571,7 @@ class RequestReader:
                 )
             )
             self._in_head = False
-            self._in_body = True
-            self._url = b""
-            self._headers = []
-            self._host = None
-            self._host_count = 0
-            self._conn_tokens = None
+            self._body_end = -1
             return
         if version != "1.1" and version != "1.0":
             raise self._stop(400, "http.invalid_version", version)
@@ -474,31 +582,30 @@ class RequestReader:
         # ambiguous request is the one mistake a proxy must never make).
         content_length: int | None = None
         chunked = False
-        if self._te is not None:
-            if self._cl is not None:
+        if te is not None:
+            if cl is not None:
                 raise self._stop(400, "http.framing.cl_and_te")
             if version == "1.0":
                 raise self._stop(400, "http.framing.te_in_http10")
-            if self._te_count != 1:
+            if te_count != 1:
                 raise self._stop(400, "http.framing.transfer_encoding")
-            if self._te.lower() != b"chunked":
-                codings = _tokens(self._te)
+            if te.lower() != b"chunked":
+                codings = _tokens(te)
                 if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
                     # RFC 9112 §6.3: chunked not (only) last means the length is unknowable.
-                    raise self._stop(400, "http.framing.transfer_encoding", self._te.decode("latin-1"))
-                raise self._stop(501, "http.framing.unsupported_coding", self._te.decode("latin-1"))
+                    raise self._stop(400, "http.framing.transfer_encoding", te.decode("latin-1"))
+                raise self._stop(501, "http.framing.unsupported_coding", te.decode("latin-1"))
             chunked = True
-        elif self._cl is not None:
-            if self._cl_count != 1 or _DIGITS.fullmatch(self._cl) is None:
+        elif cl is not None:
+            if cl_count != 1 or _DIGITS.fullmatch(cl) is None:
                 raise self._stop(400, "http.framing.content_length")
-            content_length = int(self._cl)
-        tokens = self._conn_tokens
+            content_length = int(cl)
         if tokens is not None and (chunked or content_length) and parser.should_upgrade():
             # llhttp would hand the body over as "upgraded" bytes instead of parsing it.
             raise self._stop(400, "http.upgrade_with_body")
 
         # Target and authority.
-        if self._host_count != 1 and (self._host_count > 1 or version == "1.1"):
+        if host_count != 1 and (host_count > 1 or version == "1.1"):
             raise self._stop(400, "http.host", "exactly one Host header is required")
         if target[:1] != b"/":
             if target == b"*" and method == b"OPTIONS":
@@ -508,19 +615,18 @@ class RequestReader:
             else:
                 raise self._stop(400, "http.invalid_target")
         if authority is None:  # HTTP/1.0 without Host
-            host, port, authority = "", None, b""
+            hostname, port, authority = "", None, b""
         else:
             cached = self._authority_cache
             if cached[0] == authority:
-                host, port = cached[1], cached[2]
+                hostname, port = cached[1], cached[2]
             else:
                 parsed = _parse_authority(authority)
                 if parsed is None:
                     raise self._stop(400, "http.host", "malformed Host")
-                host, port = parsed
-                self._authority_cache = (authority, host, port)
+                hostname, port = parsed
+                self._authority_cache = (authority, hostname, port)
 
-        expect = self._expect
         head = RequestHead(
             method,
             target,
@@ -528,17 +634,19 @@ class RequestReader:
             headers,
             parser.should_keep_alive(),
             authority,
-            host,
+            hostname,
             port,
             content_length,
             chunked,
             expect is not None and expect.lower() == b"100-continue",
-            _hop_tokens(tokens),
+            tokens or _NO_TOKENS,
         )
         self._in_head = False
-        self._in_body = True
+        self._body_end = end + content_length if content_length is not None else -1
+        if chunked:
+            self._chunked_body = True
+            self._no_body_bytes = 0
         self._events.append(head)
-        self._reset_message()
 
     def _absolute_form(self, target: bytes) -> tuple[bytes, bytes]:
         try:
@@ -553,11 +661,20 @@ class RequestReader:
         return (url.path or b"/") + (b"?" + url.query if url.query is not None else b""), authority
 
     def on_body(self, body: bytes) -> None:
+        self._piece_body += len(body)
         self._events.append(BodyChunk(body))
 
     def on_message_complete(self) -> None:
-        self._in_body = False
-        self._trailer_size = 0
+        if self._body_end >= 0:
+            self._msg_end = self._body_end
+        else:
+            # Bodiless, or chunked: either way it ends where this piece ends.
+            self._msg_end = self._piece_end
+            if self._chunked_body:
+                self._chunked_body = False
+                if self._piece_in_body and not self._piece_body:
+                    if self._no_body_bytes + self._piece_len > self._max_head:
+                        raise self._stop(431, "http.trailers_too_large")
         self._events.append(MESSAGE_END)
 
 
