@@ -207,6 +207,13 @@ def test_a_repeated_field_block_shares_its_parse() -> None:
         assert error(feed(prefix + bad)).status == 400
 
 
+def test_readers_share_parses_but_not_limits() -> None:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(8)) + b"\r\n"
+    one, two = heads(feed(data))[0], heads(feed(data))[0]
+    assert one.headers is two.headers  # one parse, shared by two connections
+    assert error(feed(data, HTTP1Limits(max_header_count=5))).reason == "http.too_many_headers"
+
+
 def test_trailers_spanning_many_reads_are_cut_off() -> None:
     reader = RequestReader(HTTP1Limits(max_head_bytes=1024))
     events = reader.feed(

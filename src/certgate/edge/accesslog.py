@@ -123,29 +123,31 @@ def _connection_fragment(conn: ConnectionInfo, worker: int) -> str:
     # The same for every request of the connection: encoded once, kept on the connection.
     cached: str | None = conn.state.get("_log_connection")
     if cached is None:
-        cached = _ENCODE(
-            {
-                "worker": worker,
-                "connection": conn.id,
-                "client_ip": conn.peer_ip,
-                "client_port": conn.peer_port,
-                "tls": conn.tls,
-                "tls_version": conn.state.get("tls_version"),
-                "sni": conn.sni,
-            }
-        )[1:-1]
+        tls_version = conn.state.get("tls_version")
+        sni = conn.sni
+        cached = (
+            f'"worker":{worker!r},"connection":{conn.id!r},"client_ip":{_STR(conn.peer_ip)},'
+            f'"client_port":{conn.peer_port!r},"tls":{_TRUE if conn.tls else _FALSE},'
+            f'"tls_version":{_NULL if tls_version is None else _STR(str(tls_version))},'
+            f'"sni":{_NULL if sni is None else _STR(sni)}'
+        )
         conn.state["_log_connection"] = cached
     return cached
 
 
-def _cert_fragment(conn: ConnectionInfo, auth: ClientAuth) -> str:
-    # Verdicts are shared immutable objects (one per certificate and status), so on a keep-alive
-    # connection the same object comes back request after request: encode it once.
-    cached: tuple[ClientAuth, str] | None = conn.state.get("_log_cert")
+_CERT_FRAGMENTS: Final[dict[int, tuple[ClientAuth, str]]] = {}
+
+
+def _cert_fragment(auth: ClientAuth) -> str:
+    # Verdicts are shared immutable objects (one per certificate and status), so the same object
+    # comes back request after request and connection after connection: encode it once.
+    cached = _CERT_FRAGMENTS.get(id(auth))
     if cached is not None and cached[0] is auth:
         return cached[1]
     fragment = _ENCODE({name: getattr(auth, name) for name in CERT_FIELDS})[1:-1]
-    conn.state["_log_cert"] = (auth, fragment)
+    if len(_CERT_FRAGMENTS) >= 4096:
+        _CERT_FRAGMENTS.clear()
+    _CERT_FRAGMENTS[id(auth)] = (auth, fragment)  # the entry keeps `auth` alive: its id stays its own
     return fragment
 
 
@@ -189,7 +191,7 @@ def encode_entry(
         f'"rule_action":{_STR(record.rule_action) if record.rule_action else _NULL},'
         f'"monitor_rules":[{",".join(map(repr, monitored)) if monitored else ""}],'
         f'"snapshot_version":{record.snapshot_version!r},'
-        f"{_connection_fragment(conn, worker)},{_cert_fragment(conn, record.auth)}}}"
+        f"{_connection_fragment(conn, worker)},{_cert_fragment(record.auth)}}}"
     )
 
 

@@ -258,6 +258,14 @@ _RequestScan = tuple[
 count, Expect, Connection tokens naming more hop-by-hop fields or None without Connection)."""
 
 
+_SCAN_CACHE: Final[dict[bytes, _RequestScan]] = {}
+"""Field block → its scan, shared by every reader of the process (bounded; small blocks only)."""
+_SCAN_CACHE_SIZE: Final = 512
+_SCAN_CACHE_MAX_BLOCK: Final = 2048
+_AUTHORITIES: Final[dict[bytes, tuple[str, int | None]]] = {}
+"""Host value → (host, port) for well-formed ones (bounded like `_SCAN_CACHE`)."""
+
+
 def _scan_request_fields(block: bytes) -> _RequestScan:
     """Split a request head's field block (strict llhttp accepted it: each line is ``name:``,
     optional whitespace, the value, CRLF) and pick out the fields that decide framing."""
@@ -525,14 +533,22 @@ class RequestReader:
         block = raw[line_end + 2 : -2]
         scan = self._last_scan
         if scan is None or scan[0] != block:
-            # (A keep-alive client tends to send the same field block again and again: the scan
-            # is a pure function of these bytes, so an equal block reuses it, shared tuples and all.)
+            # The scan is a pure function of the block's bytes, so an equal block reuses it,
+            # shared tuples and all: a keep-alive client tends to repeat its block, and clients
+            # of one kind (API clients, devices) send the same one on every connection.
             if block.count(CRLF) > self._max_count:
                 raise self._stop(431, "http.too_many_headers")
-            try:
-                scan = self._last_scan = _scan_request_fields(block)
-            except _Stop as stop:
-                raise self._stop(400, str(stop)) from None
+            scan = _SCAN_CACHE.get(block)
+            if scan is None:
+                try:
+                    scan = _scan_request_fields(block)
+                except _Stop as stop:
+                    raise self._stop(400, str(stop)) from None
+                if len(block) <= _SCAN_CACHE_MAX_BLOCK:
+                    if len(_SCAN_CACHE) >= _SCAN_CACHE_SIZE:
+                        _SCAN_CACHE.clear()
+                    _SCAN_CACHE[block] = scan
+            self._last_scan = scan
         _, headers, host, host_count, cl, cl_count, te, te_count, expect, tokens = scan
         parser = self._parser
         version = parser.get_http_version()
@@ -621,11 +637,14 @@ class RequestReader:
             if cached[0] == authority:
                 hostname, port = cached[1], cached[2]
             else:
-                parsed = _parse_authority(authority)
+                parsed = _AUTHORITIES.get(authority) or _parse_authority(authority)
                 if parsed is None:
                     raise self._stop(400, "http.host", "malformed Host")
                 hostname, port = parsed
                 self._authority_cache = (authority, hostname, port)
+                if len(_AUTHORITIES) >= _SCAN_CACHE_SIZE:
+                    _AUTHORITIES.clear()
+                _AUTHORITIES[authority] = parsed
 
         head = RequestHead(
             method,
