@@ -257,7 +257,8 @@ def main() -> None:
     results = uvloop.run(_run(args.n, args.runs, args.profile, args.new_connections))
     each = ", ".join(f"{r:.2f}" for r in results)
     print(
-        f"{'new connection + ' if args.new_connections else ''}full request, CPU µs per request (Python {sys.version.split()[0]}): "
+        f"{'new connection + ' if args.new_connections else ''}full request, "
+        f"CPU µs per request (Python {sys.version.split()[0]}): "
         f"median {statistics.median(results):.2f}, min {min(results):.2f} ({each})"
     )
 

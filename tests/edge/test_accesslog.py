@@ -91,6 +91,38 @@ def test_encoded_line_is_the_entry_also_when_the_verdict_changes_on_a_connection
         assert json.loads(line) == entry(conn, head, record, result, worker=1, received_at=5.0)
 
 
+def test_encoded_lines_follow_every_change_between_requests_of_a_connection() -> None:
+    # The part a connection usually repeats is kept on the connection: each of its inputs
+    # changing from one request to the next must show in that request's line.
+    conn = _conn()
+    reader = RequestReader()
+    raws = [
+        b"GET /1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: ua\r\n\r\n",
+        b"GET /2 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: ua\r\n\r\n",
+        b'GET /3 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: other "one"\r\n\r\n',
+        b"POST /4 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: other\r\nContent-Length: 0\r\n\r\n",
+        b"GET /5 HTTP/1.1\r\nHost: b.test\r\n\r\n",
+    ]
+    heads = [e for raw in raws for e in reader.feed(raw) if isinstance(e, RequestHead)]
+    valid = ClientAuth(cert_presented=True, cert_verified=True, cert_status="valid")
+    revoked = ClientAuth(cert_presented=True, cert_revoked=True, cert_status="revoked")
+    records = [
+        RequestRecord("r1", host="a.test", auth=valid, outcome="forward", snapshot_version=1),
+        RequestRecord("r2", host="a.test", auth=valid, outcome="forward", snapshot_version=1),
+        RequestRecord("r3", host="a.test", auth=revoked, outcome="waf_deny", rule_id=3, rule_action="deny"),
+        RequestRecord("r4", host="a.test", auth=revoked, outcome="waf_deny", rule_id=3, monitored=(1,)),
+        RequestRecord("r5", host="b.test", outcome="forward", origin=OriginTarget("http", "o", 80)),
+    ]
+    lines = []
+    for i, (head, record) in enumerate(zip(heads, records, strict=True)):
+        result = ExchangeResult(status=200 + i, bytes_in=i, started=1.0, finished=1.0 + i / 7)
+        line = encode_entry(conn, head, record, result, worker=1, received_at=5.0 + i)
+        assert json.loads(line) == entry(conn, head, record, result, worker=1, received_at=5.0 + i)
+        lines.append(json.loads(line))
+    assert [x["user_agent"] for x in lines] == ["ua", "ua", 'other "one"', "other", ""]
+    assert [x["cert_status"] for x in lines] == ["valid", "valid", "revoked", "revoked", "none"]
+
+
 def test_rejected_entry() -> None:
     line = rejected_entry(
         _conn(),
