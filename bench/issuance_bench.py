@@ -6,6 +6,7 @@ Run pinned to one core (results and commands: ``bench/ISSUANCE.md``)::
 
     taskset -c 1 .venv/bin/python bench/issuance_bench.py [--seconds 2] [--repeats 5]
         [--sqlite-synchronous FULL|NORMAL|OFF] [--database-url postgresql://...]
+        [--threads N] [--sqlite-group-commit N]
 
 Each case runs ``--repeats`` times, the cases interleaved round by round so that a change in the
 machine's load hits them all alike; each run lasts ``--seconds`` of CPU time. Figures are medians:
@@ -25,6 +26,12 @@ machine's load hits them all alike; each run lasts ``--seconds`` of CPU time. Fi
 The store is SQLite in a temporary directory with the default ``synchronous=FULL`` (every commit
 is durable), unless ``--sqlite-synchronous`` says otherwise (a comparison, never the default) or
 ``--database-url`` names another database (e.g. the test PostgreSQL).
+
+``--threads N`` (N > 1) runs the service cases from N threads at once (as N concurrent API
+requests would; still one core under ``taskset``), so that SQLite's group commit can carry
+several issuances per ``fdatasync``; ``--sqlite-group-commit 0`` turns grouping off for
+comparison (``SQLStore``'s ``sqlite_group_commit``, default 32). The service rows then also
+say how many issuances each commit carried on average.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import platform
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +69,10 @@ class Runs:
     rates_cpu: list[float] = dataclasses.field(default_factory=list)
     rates_wall: list[float] = dataclasses.field(default_factory=list)
     kernel_share: list[float] = dataclasses.field(default_factory=list)
+    counts: list[int] = dataclasses.field(default_factory=list)
 
     def add(self, count: int, cpu: float, kernel: float, wall: float) -> None:
+        self.counts.append(count)
         self.rates_cpu.append(count / cpu)
         self.rates_wall.append(count / wall)
         self.kernel_share.append(kernel / cpu)
@@ -78,6 +88,38 @@ def _csr(key_type: KeyType) -> str:
         .public_bytes(serialization.Encoding.PEM)
         .decode()
     )
+
+
+def run_threads(work: Callable[[], object], seconds: float, runs: Runs, threads: int) -> None:
+    """``run_once`` with ``threads`` threads calling ``work`` concurrently."""
+    counts = [0] * threads
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop(i: int) -> None:
+        try:
+            while not stop.is_set():
+                work()
+                counts[i] += 1
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    start, start_wall = os.times(), time.perf_counter()
+    deadline = time.process_time() + seconds
+    for worker in workers:
+        worker.start()
+    while time.process_time() < deadline and not stop.is_set():
+        time.sleep(0.005)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+    end, wall = os.times(), time.perf_counter() - start_wall
+    user, kernel = end.user - start.user, end.system - start.system
+    runs.add(sum(counts), user + kernel, kernel, wall)
 
 
 def run_once(work: Callable[[], object], seconds: float, runs: Runs) -> None:
@@ -153,9 +195,13 @@ def raw_sqlite_floor(
 def open_context(tmp: Path, args: argparse.Namespace) -> ServiceContext:
     settings = ControlPlaneSettings(data_dir=tmp, database_url=args.database_url)
     ctx = bootstrap.initialize(settings)
-    if args.sqlite_synchronous and not args.database_url:
+    if (args.sqlite_synchronous or args.sqlite_group_commit is not None) and not args.database_url:
         ctx.store.close()
-        store = SQLStore(settings.resolved_database_url, sqlite_synchronous=args.sqlite_synchronous)
+        store = SQLStore(
+            settings.resolved_database_url,
+            sqlite_synchronous=args.sqlite_synchronous or "FULL",
+            sqlite_group_commit=32 if args.sqlite_group_commit is None else args.sqlite_group_commit,
+        )
         ctx = dataclasses.replace(ctx, store=store)
     return ctx
 
@@ -169,6 +215,10 @@ def main() -> None:
         "--database-url", default=None, help="another database (default: SQLite in a temp dir)"
     )
     parser.add_argument("--only-ecdsa", action="store_true", help="skip the RSA cases")
+    parser.add_argument("--threads", type=int, default=1, help="concurrent callers of the service cases")
+    parser.add_argument(
+        "--sqlite-group-commit", type=int, default=None, help="most issuances per SQLite commit (0: off)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,10 +282,18 @@ def main() -> None:
         results = {(label, path): (Runs(), Runs()) for label, path, _, _ in cases}
         floor_runs = Runs()
         load_before = os.getloadavg()
+        writers = getattr(ctx.store, "_writers", None)
+        per_commit: dict[tuple[str, str], list[float]] = {key: [] for key in results}
         for _ in range(args.repeats):
             for label, path, service, core in cases:
                 service_runs, core_runs = results[(label, path)]
-                run_once(service, args.seconds, service_runs)
+                commits = writers.commits if writers is not None else 0
+                if args.threads > 1:
+                    run_threads(service, args.seconds, service_runs, args.threads)
+                else:
+                    run_once(service, args.seconds, service_runs)
+                if writers is not None and writers.commits > commits:
+                    per_commit[(label, path)].append(service_runs.counts[-1] / (writers.commits - commits))
                 run_once(core, args.seconds, core_runs)
             if floor is not None:
                 run_once(floor, args.seconds, floor_runs)
@@ -243,12 +301,16 @@ def main() -> None:
         close_floor()
         store_name = args.database_url.split("://")[0] if args.database_url else "SQLite"
         sync = args.sqlite_synchronous or "FULL (default)"
+        grouping = "off" if writers is None else f"up to {writers.limit} per commit"
         ctx.store.close()
 
     print(
         f"Python {platform.python_version()}, cryptography {cryptography.__version__}, "
         f"SQLite {sqlite3.sqlite_version}, {platform.machine()}, affinity {sorted(os.sched_getaffinity(0))}; "
-        f"store {store_name}" + (f", synchronous={sync}" if store_name == "SQLite" else "") + "; "
+        f"store {store_name}"
+        + (f", synchronous={sync}, group commit {grouping}" if store_name == "SQLite" else "")
+        + "; "
+        f"service cases from {args.threads} thread(s); "
         f"medians of {args.repeats} runs x {args.seconds:g} CPU-s; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n"
     )
@@ -264,6 +326,11 @@ def main() -> None:
             f"({statistics.median(service_runs.kernel_share):.0%}) "
             f"| {statistics.median(service_runs.rates_wall):,.0f} "
             f"| {statistics.median(core_runs.rates_cpu):,.0f} |"
+            + (
+                f" {statistics.median(per_commit[(label, path)]):.1f} issuances per commit"
+                if per_commit[(label, path)]
+                else ""
+            )
         )
     if floor_runs.rates_cpu:
         rate = statistics.median(floor_runs.rates_cpu)

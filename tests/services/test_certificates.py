@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.services.conftest import START, make_context, populate
 
+from certgate.clock import FixedClock
 from certgate.errors import Conflict, InvalidArgument, NotFound
-from certgate.ids import CertificateId
-from certgate.model import CertificateStatus
+from certgate.ids import CertificateId, SiteId
+from certgate.model import CertificateStatus, ClientCertificate
 from certgate.pki.keys import KeyType, PrivateKey, generate_private_key
 from certgate.services import certificates as certs
 
@@ -315,3 +318,67 @@ def test_generated_private_key_is_never_stored(tmp_path: Path) -> None:
         secret_bytes = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
         for needle in (pem.encode(), der, body[:64].encode(), body[-64:].encode(), secret_bytes):
             assert needle not in blobs
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_issuances_are_isolated_durable_and_gap_free(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Issuances from threads (concurrent API requests): SQLite commits several under one
+    fsync (group commit), PostgreSQL one by one. Each caller gets its certificate back only once
+    it is committed, a failing one (a site that does not exist) changes nothing, and the
+    version moves by exactly one per certificate."""
+    url = (
+        f"sqlite:///{tmp_path / 'certgate.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    clock = FixedClock(START)
+    ctx = make_context(url, clock)
+    try:
+        world = populate(ctx, clock)
+        start = ctx.store.current_version()
+        threads, each = 6, 12
+        barrier = threading.Barrier(threads)
+        issued: list[ClientCertificate] = []
+        refused: list[NotFound] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            try:
+                barrier.wait()
+                for i in range(each):
+                    if i % 4 == 3:
+                        with pytest.raises(NotFound) as err:
+                            certs.issue_client_certificate(
+                                ctx, world.account, SiteId(987654321), validity_days=30, key_type="ECDSA"
+                            )
+                        with lock:
+                            refused.append(err.value)
+                        continue
+                    record = certs.issue_client_certificate(
+                        ctx, world.account, world.site, validity_days=30, key_type="ECDSA"
+                    ).certificate
+                    # committed before the caller hears of it: a reader on another connection sees it
+                    assert (
+                        certs.get_client_certificate(ctx, world.account, world.site, record.id)[1] == record
+                    )
+                    with lock:
+                        issued.append(record)
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert not errors, errors
+        assert len(refused) == threads * 3 and len(issued) == threads * 9
+        assert ctx.store.current_version() == start + len(issued)
+        _, listed, total = certs.list_client_certificates(ctx, world.account, world.site, size=100)
+        assert total == len(issued) and {c.id for c in listed} == {c.id for c in issued}
+    finally:
+        ctx.store.close()
