@@ -567,7 +567,7 @@ class RequestReader:
             and version == "1.1"
             and target[:1] == b"/"
             and method != b"CONNECT"
-            and authority == self._authority_cache[0]
+            and (authority == self._authority_cache[0] or self._known_authority(authority))
         ):
             cached = self._authority_cache
             self._events.append(
@@ -666,6 +666,16 @@ class RequestReader:
             self._chunked_body = True
             self._no_body_bytes = 0
         self._events.append(head)
+
+    def _known_authority(self, authority: bytes | None) -> bool:
+        """A Host value already parsed by some reader of this process becomes this reader's too."""
+        if authority is None:
+            return False
+        parsed = _AUTHORITIES.get(authority)
+        if parsed is None:
+            return False
+        self._authority_cache = (authority, parsed[0], parsed[1])
+        return True
 
     def _absolute_form(self, target: bytes) -> tuple[bytes, bytes]:
         try:
