@@ -455,6 +455,15 @@ def test_verdict_is_reused_on_a_connection_until_time_crosses_a_bound_or_the_sta
     assert authenticator.hits + authenticator.misses == asked + 2
 
 
+def test_now_may_be_unix_seconds() -> None:
+    later = LEAF.not_valid_after_utc + dt.timedelta(seconds=1)
+    for now in (NOW, later):
+        as_datetime = decide(decider(), conn(cert=LEAF_DER), get("api.example.com"), now=now)[1]
+        record = RequestRecord(request_id="rid-1")
+        decider().decide(conn(cert=LEAF_DER), get("api.example.com"), record, now=now.timestamp())
+        assert record.auth == as_datetime.auth and record.outcome == as_datetime.outcome
+
+
 def test_forwarded_rfc9440_headers_are_one_shared_tuple_per_verdict() -> None:
     d = decider()
     first, _ = decide(d, conn(cert=LEAF_DER), get("api.example.com"))

@@ -394,10 +394,11 @@ class Decider:
         head: RequestHead,
         record: RequestRecord,
         *,
-        now: dt.datetime,
+        now: dt.datetime | float,
         on_done: OnDone | None = None,
     ) -> Respond | Forward:
-        """Decide one request; fills ``record`` as it goes."""
+        """Decide one request; fills ``record`` as it goes. ``now``: an aware datetime, or Unix
+        seconds (the edge's own clock; a datetime is made only when a verdict is computed)."""
         state = self.state
         host = head.host.rstrip(".") if head.host else (conn.sni or "")
         record.host = host
@@ -433,17 +434,18 @@ class Decider:
         # state and host are the same objects (a new snapshot, e.g. a revocation, is a new
         # state) and the time stays inside the window in which the verdict cannot change.
         cstate = conn.state
-        at = now.timestamp()
+        at = now if isinstance(now, float) else now.timestamp()
         memo: _AuthMemo | None = cstate.get(_AUTH_MEMO)
         if memo is not None and memo[0] is state and memo[1] is host_state and memo[2] < at < memo[3]:
             auth = memo[4]
         else:
             leaf, intermediates = cstate.get(PEER_CERTIFICATES, _NO_PEER)
+            when = dt.datetime.fromtimestamp(now, dt.UTC) if isinstance(now, float) else now
             if self._authenticate_window is not None:
-                auth, lo, hi = self._authenticate_window(state, host_state, leaf, intermediates, now=now)
+                auth, lo, hi = self._authenticate_window(state, host_state, leaf, intermediates, now=when)
                 cstate[_AUTH_MEMO] = (state, host_state, lo, hi, auth)
             else:
-                auth = self.authenticator.authenticate(state, host_state, leaf, intermediates, now=now)
+                auth = self.authenticator.authenticate(state, host_state, leaf, intermediates, now=when)
         record.auth = auth
 
         matched: tuple[int, ...] = ()

@@ -220,7 +220,7 @@ class EdgeWorker:
                 conn,
                 head,
                 record,
-                now=self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC),
+                now=self._clock.now() if self._clock is not None else received_at,
                 on_done=done,
             )
         except BaseException:  # the proxy answers 500 and will not call `done`
