@@ -367,6 +367,36 @@ def test_issue_misuse_with_csr(
         ca.issue_client_certificate(now=now.replace(tzinfo=None), validity_days=1, csr=csr)
 
 
+def test_a_key_pair_made_by_the_caller(
+    ca: CertificateAuthority, now: dt.datetime, private_keys: dict[KeyType, Any], odd_keys: dict[str, Any]
+) -> None:
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for kt in (KeyType.ECDSA_P384, KeyType.RSA2048):
+        key = private_keys[kt]
+        issued = ca.issue_client_certificate(now=now, validity_days=1, private_key=key, common_name="made")
+        assert issued.private_key is key
+        assert issued.certificate.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki)
+        assert issued.facts.common_name == "made"
+    with pytest.raises(ValueError, match="exactly one"):
+        ca.issue_client_certificate(
+            now=now,
+            validity_days=1,
+            private_key=private_keys[KeyType.ECDSA_P256],
+            key_type=KeyType.ECDSA_P256,
+            common_name="x",
+        )
+    with pytest.raises(ValueError, match="common_name"):
+        ca.issue_client_certificate(now=now, validity_days=1, private_key=private_keys[KeyType.ECDSA_P256])
+    with pytest.raises(TypeError):
+        ca.issue_client_certificate(
+            now=now, validity_days=1, private_key=odd_keys["ed25519"], common_name="x"
+        )
+    for name, reason in (("rsa1024", "key.rsa_too_small"), ("secp256k1", "key.unsupported_curve")):
+        with pytest.raises(PKIError) as err:
+            ca.issue_client_certificate(now=now, validity_days=1, private_key=odd_keys[name], common_name="x")
+        assert err.value.reason == reason
+
+
 def test_generated_common_name_is_checked(ca: CertificateAuthority, now: dt.datetime) -> None:
     with pytest.raises(PKIError) as err:
         ca.issue_client_certificate(

@@ -368,6 +368,11 @@ def test_issued_facts_equal_describe_for_every_ca_key_type_and_path(
                     _facts_match(
                         ca.issue_client_certificate(now=now, validity_days=30, key_type=kt, common_name=cn)
                     )
+                _facts_match(
+                    ca.issue_client_certificate(
+                        now=now, validity_days=30, private_key=private_keys[kt], common_name="k"
+                    )
+                )
             for csr in csrs:
                 _facts_match(ca.issue_client_certificate(now=now, validity_days=365, csr=csr))
             for hostnames in (["edge.example", "192.0.2.7", "*.wild.example"], ["x" * 63 + "." + "y" * 63]):

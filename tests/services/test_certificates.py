@@ -77,7 +77,7 @@ def test_stored_and_returned_summaries_equal_describe_for_every_key_type_and_pat
 ) -> None:
     """Issuance summarises the new certificate from what it built (``IssuedCertificate.facts``);
     what it returns and what the store keeps must be what describing the certificate gives."""
-    monkeypatch.setattr("certgate.pki.authority.generate_private_key", _key)
+    monkeypatch.setattr("certgate.services.certificates.generate_private_key", _key)
     odd = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example, Inc."),

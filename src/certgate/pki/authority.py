@@ -260,38 +260,46 @@ class CertificateAuthority:
         common_name: str | None = None,
         serial: int | None = None,
         profile: ClientCertificateProfile = DEFAULT_CLIENT_PROFILE,
+        private_key: PrivateKey | None = None,
     ) -> IssuedCertificate:
-        """Issue a client certificate (PRODUCT §2) from a CSR, or for a key pair made here.
+        """Issue a client certificate (PRODUCT §2) from a CSR, or for a key pair made by certgate.
 
-        Exactly one of ``csr`` and ``key_type`` (with ``common_name`` for the subject) must be
-        given. A CSR must come from :func:`~certgate.pki.csr.load_csr`, which verifies its
-        signature (the proof that the sender holds the key); only its key policy is checked
-        again here, because that decides what may go into the certificate, and it is cheap.
+        Exactly one of ``csr``, ``key_type`` (a key pair made here) and ``private_key`` (one the
+        caller made with :func:`~certgate.pki.keys.generate_private_key`, e.g. before taking a
+        lock, since RSA keys take up to seconds) must be given; the last two with
+        ``common_name`` for the subject. A CSR must come from :func:`~certgate.pki.csr.load_csr`,
+        which verifies its signature (the proof that the sender holds the key); only its key
+        policy is checked again here, because that decides what may go into the certificate,
+        and it is cheap.
         """
-        if (csr is None) == (key_type is None):
-            raise ValueError("give exactly one of csr and key_type")
+        if (csr is not None) + (key_type is not None) + (private_key is not None) != 1:
+            raise ValueError("give exactly one of csr, key_type and private_key")
         utc_now = utc_seconds(now)
         days = validate_validity_days(validity_days, profile)
         window = self._window(utc_now, days, profile.backdate)
-        private_key: PrivateKey | None = None
         san: x509.SubjectAlternativeName | None = None
         if csr is not None:
             if common_name is not None:
                 raise ValueError("common_name is only for server-generated keys; a CSR brings its subject")
-            check_csr_key(csr)
+            public_key: CertificatePublicKeyTypes = check_csr_key(csr)
             subject = csr.subject
-            public_key = csr.public_key()
             try:
                 san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             except x509.ExtensionNotFound:
                 san = None
         else:
-            assert key_type is not None  # for mypy: guaranteed by the exactly-one check above
             if common_name is None:
                 raise ValueError("a server-generated key needs a common_name for the subject")
             subject = x509.Name([_name_attribute(NameOID.COMMON_NAME, common_name, "common name")])
-            private_key = generate_private_key(key_type)
-            public_key = private_key.public_key()
+            if private_key is None:
+                assert key_type is not None  # for mypy: guaranteed by the exactly-one check above
+                private_key = generate_private_key(key_type)
+                public_key = private_key.public_key()
+            else:
+                if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+                    raise TypeError("private_key must be an RSA or ECDSA private key")
+                public_key = private_key.public_key()
+                check_public_key(public_key, KeyPurpose.CLIENT)
         return self._sign(
             subject=subject,
             public_key=public_key,

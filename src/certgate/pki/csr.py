@@ -93,9 +93,12 @@ def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyType
         raise PKIError("the CSR's public key is invalid", reason="key.malformed") from None
 
 
-def check_csr_key(csr: x509.CertificateSigningRequest) -> None:
-    """The key policy alone: cheap, and what decides what may go into a certificate."""
-    check_public_key(_public_key(csr), KeyPurpose.CLIENT)
+def check_csr_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyTypes:
+    """The key policy alone: cheap, and what decides what may go into a certificate. Returns
+    the CSR's public key (each ``csr.public_key()`` decodes it anew)."""
+    public_key = _public_key(csr)
+    check_public_key(public_key, KeyPurpose.CLIENT)
+    return public_key
 
 
 def check_csr(csr: x509.CertificateSigningRequest) -> None:

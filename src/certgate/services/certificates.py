@@ -18,7 +18,7 @@ from certgate.model import CertificateStatus, CertificateSummary, ClientCertific
 from certgate.pki.authority import CertificateAuthority
 from certgate.pki.csr import load_csr
 from certgate.pki.describe import CertificateFacts, describe_certificate
-from certgate.pki.keys import KeyType, private_key_to_pem
+from certgate.pki.keys import KeyType, generate_private_key, private_key_to_pem
 from certgate.pki.pem import certificate_to_pem
 from certgate.pki.profiles import ClientCertificateProfile, validate_validity_days
 from certgate.services.accounts import unseal_authority
@@ -95,6 +95,10 @@ def issue_client_certificate(
         kt = KeyType.parse(key_type)
     cert_id = CertificateId(ctx.ids.hex_id())
     now = ctx.clock.now()
+    # The key pair before the unit of work: RSA keys take up to seconds to make, and every other
+    # writer (and, with SQLite's group commit, every issuance waiting for the same commit) would
+    # wait for them under the writer lock.
+    key = generate_private_key(kt) if kt is not None else None
     # One unit of work: signing takes a fraction of a millisecond, and a single commit keeps
     # issuance fast and never stores a certificate for a site that vanished meanwhile.
     with ctx.store.transaction() as tx:
@@ -104,7 +108,7 @@ def issue_client_certificate(
             issued = ca.issue_client_certificate(now=now, validity_days=validity_days, csr=csr)
         else:
             issued = ca.issue_client_certificate(
-                now=now, validity_days=validity_days, key_type=kt, common_name=cert_id
+                now=now, validity_days=validity_days, private_key=key, common_name=cert_id
             )
         record = ClientCertificate(
             id=cert_id,
