@@ -33,6 +33,10 @@ def _head() -> RequestHead:
 def test_utc_iso() -> None:
     assert utc_iso(0.0) == "1970-01-01T00:00:00.000Z"
     assert utc_iso(1_780_000_000.5) == "2026-05-28T20:26:40.500Z"
+    # the same millisecond again, then the same millisecond of the next second and day
+    assert utc_iso(1_780_000_000.5004) == "2026-05-28T20:26:40.500Z"
+    assert utc_iso(1_780_000_001.5) == "2026-05-28T20:26:41.500Z"
+    assert utc_iso(1_780_086_401.5) == "2026-05-29T20:26:41.500Z"
     assert utc_iso(1_780_000_000.999) == "2026-05-28T20:26:40.999Z"
 
 

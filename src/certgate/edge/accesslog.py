@@ -46,18 +46,25 @@ CERT_FIELDS: Final = (
 )
 """Every ``tls.client_auth.*`` field of PRODUCT §4, logged under its short name."""
 
-_last_second = -1
-_last_prefix = ""
+_last_second: tuple[int, str] = (-1, "")
+_last_ms: tuple[int, int, str] = (-1, -1, "")
 
 
 def utc_iso(t: float) -> str:
-    """``2026-05-01T12:00:00.123Z`` (the date part is formatted once per second)."""
-    global _last_second, _last_prefix
+    """``2026-05-01T12:00:00.123Z`` (the date part is formatted once per second, the whole once
+    per millisecond: a busy worker logs many requests in the same one)."""
+    global _last_second, _last_ms
     second = int(t)
-    if second != _last_second:
-        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _last_second = second
-    return f"{_last_prefix}.{int((t - second) * 1000):03d}Z"
+    ms = int((t - second) * 1000)
+    last = _last_ms  # (one tuple, read once: safe with several event loops in one process)
+    if last[1] == ms and last[0] == second:
+        return last[2]
+    day = _last_second
+    if day[0] != second:
+        day = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    iso = f"{day[1]}.{ms:03d}Z"
+    _last_ms = (second, ms, iso)
+    return iso
 
 
 def _ms(seconds: float | None) -> float | None:
