@@ -258,6 +258,7 @@ _RequestScan = tuple[
 count, Expect, Connection tokens naming more hop-by-hop fields or None without Connection)."""
 
 
+_REQUEST_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
 _SCAN_CACHE: Final[dict[bytes, _RequestScan]] = {}
 """Field block → its scan, shared by every reader of the process (bounded; small blocks only)."""
 _SCAN_CACHE_SIZE: Final = 512
@@ -515,22 +516,27 @@ class RequestReader:
 
     def on_headers_complete(self) -> None:
         # The head ends exactly at the end of the current piece (see the class docstring).
-        end = self._piece_end
         pos = self._pos
         start = self._head_start
-        if start >= pos:
-            raw = self._data[start - pos : end - pos]
+        if start >= pos:  # the whole head is in the chunk being fed: index it in place
+            raw = self._data
+            start -= pos
+            end = self._piece_end - pos
         else:
-            raw = self._carry + self._data[: end - pos]
+            raw = self._carry + self._data[: self._piece_end - pos]
+            start = 0
+            end = len(raw)
         self._carry = b""
-        if raw[:1] == b"\r" or raw[:1] == b"\n":
-            raw = raw.lstrip(b"\r\n")
-        if len(raw) > self._max_head:
+        while start < end and (raw[start] == 13 or raw[start] == 10):  # CRLFs llhttp skipped
+            start += 1
+        if end - start > self._max_head:
             raise self._stop(431, "http.head_too_large")
-        line_end = raw.find(CRLF)
-        if line_end < 0 or raw[-4:] != _HEAD_END:  # cannot happen with strict llhttp
+        line_end = raw.find(CRLF, start, end)
+        if line_end < 0 or not raw.endswith(_HEAD_END, start, end):  # cannot happen with strict llhttp
             raise self._stop(400, "http.malformed", "request head not where expected")
-        block = raw[line_end + 2 : -2]
+        block = raw[line_end + 2 : end - 2]
+        # (llhttp checked that the request line ends in "HTTP/d.d")
+        version = _REQUEST_VERSIONS.get(raw[line_end - 3 : line_end]) or self._parser.get_http_version()
         scan = self._last_scan
         if scan is None or scan[0] != block:
             # The scan is a pure function of the block's bytes, so an equal block reuses it,
@@ -551,7 +557,6 @@ class RequestReader:
             self._last_scan = scan
         _, headers, host, host_count, cl, cl_count, te, te_count, expect, tokens = scan
         parser = self._parser
-        version = parser.get_http_version()
         method = parser.get_method()
         target = self._url
         self._url = b""
@@ -661,7 +666,7 @@ class RequestReader:
             tokens or _NO_TOKENS,
         )
         self._in_head = False
-        self._body_end = end + content_length if content_length is not None else -1
+        self._body_end = self._piece_end + content_length if content_length is not None else -1
         if chunked:
             self._chunked_body = True
             self._no_body_bytes = 0
