@@ -152,7 +152,7 @@ def _cert_fragment(auth: ClientAuth) -> str:
     if cached is not None and cached[0] is auth:
         return cached[1]
     fragment = _ENCODE({name: getattr(auth, name) for name in CERT_FIELDS})[1:-1]
-    if len(_CERT_FRAGMENTS) >= 4096:
+    if len(_CERT_FRAGMENTS) >= 1024:
         _CERT_FRAGMENTS.clear()
     _CERT_FRAGMENTS[id(auth)] = (auth, fragment)  # the entry keeps `auth` alive: its id stays its own
     return fragment

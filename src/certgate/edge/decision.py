@@ -75,7 +75,7 @@ def _rfc9440(auth: ClientAuth) -> tuple[tuple[bytes, bytes], ...]:
     if cached is not None and cached[0] is auth:
         return cached[1]
     headers = tuple(rfc9440_headers(auth))
-    if len(_RFC9440_CACHE) >= 4096:
+    if len(_RFC9440_CACHE) >= 1024:
         _RFC9440_CACHE.clear()
     _RFC9440_CACHE[id(auth)] = (auth, headers)  # the entry keeps `auth` alive: its id stays its own
     return headers

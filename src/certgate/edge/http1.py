@@ -267,10 +267,39 @@ _AUTHORITIES: Final[dict[bytes, tuple[str, int | None]]] = {}
 """Host value → (host, port) for well-formed ones (bounded like `_SCAN_CACHE`)."""
 
 
+_FIELD_CACHE: Final[dict[bytes, tuple[bytes, bytes]]] = {}
+"""Field line → (lowercased name, value): most lines of a new field block were seen before
+(User-Agent, Accept-*, Host, ...) while one or two differ (Cookie, Referer)."""
+_FIELD_CACHE_SIZE: Final = 4096
+_FIELD_CACHE_MAX_LINE: Final = 512
+
+
 def _scan_request_fields(block: bytes) -> _RequestScan:
     """Split a request head's field block (strict llhttp accepted it: each line is ``name:``,
     optional whitespace, the value, CRLF) and pick out the fields that decide framing."""
+    lines = block.split(CRLF)
+    lines.pop()  # (the block ends with CRLF)
     headers: list[tuple[bytes, bytes]] = []
+    append = headers.append
+    special: list[tuple[bytes, bytes]] | None = None
+    known = _FIELD_CACHE.get
+    for line in lines:
+        field = known(line)
+        if field is None:
+            name, colon, value = line.partition(b":")
+            if not name or not colon:  # cannot happen with strict llhttp; refuse rather than guess
+                raise _Stop("http.invalid_header")
+            field = (name.lower(), value.strip(b" \t"))  # llhttp skipped leading whitespace already
+            if len(line) <= _FIELD_CACHE_MAX_LINE:
+                if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
+                    _FIELD_CACHE.clear()
+                _FIELD_CACHE[line] = field
+        append(field)
+        if field[0] in _FRAMING_NAMES:
+            if special is None:
+                special = [field]
+            else:
+                special.append(field)
     host: bytes | None = None
     host_count = 0
     cl: bytes | None = None
@@ -279,31 +308,24 @@ def _scan_request_fields(block: bytes) -> _RequestScan:
     te_count = 0
     expect: bytes | None = None
     tokens: list[bytes] | None = None
-    for line in block.split(CRLF)[:-1]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name:  # cannot happen with strict llhttp; refuse rather than guess
-            raise _Stop("http.invalid_header")
-        lname = name.lower()
-        value = value.strip(b" \t")  # llhttp skips leading whitespace; trailing is ours to drop
-        headers.append((lname, value))
-        if lname in _FRAMING_NAMES:
-            if lname == b"host":
-                host = value
-                host_count += 1
-            elif lname == b"content-length":
-                cl = value
-                cl_count += 1
-            elif lname == b"transfer-encoding":
-                te = value
-                te_count += 1
-            elif lname == b"connection":
-                if tokens is None:
-                    tokens = []
-                lower = value.lower()
-                if lower != b"keep-alive" and lower != b"close":
-                    tokens.extend(_tokens(lower))
-            else:
-                expect = value
+    for lname, value in special or ():
+        if lname == b"host":
+            host = value
+            host_count += 1
+        elif lname == b"content-length":
+            cl = value
+            cl_count += 1
+        elif lname == b"transfer-encoding":
+            te = value
+            te_count += 1
+        elif lname == b"connection":
+            if tokens is None:
+                tokens = []
+            lower = value.lower()
+            if lower != b"keep-alive" and lower != b"close":
+                tokens.extend(_tokens(lower))
+        else:
+            expect = value
     return (
         block,
         tuple(headers),
