@@ -144,7 +144,9 @@ def _snapshot() -> tuple[Snapshot, bytes]:
     return snap, leaf.certificate.public_bytes(serialization.Encoding.DER)
 
 
-async def _run(n: int, runs: int, profile: bool, new_connections: bool = False) -> list[float]:
+async def _run(
+    n: int, runs: int, profile: bool, new_connections: bool = False, unique_heads: bool = False
+) -> list[float]:
     snap, leaf_der = _snapshot()
     with tempfile.TemporaryDirectory() as tmp:
         settings = EdgeSettings(
@@ -195,6 +197,15 @@ async def _run(n: int, runs: int, profile: bool, new_connections: bool = False) 
                 feed_client(REQUEST)
                 feed_origin(RESPONSE)
 
+        # A different Cookie on every request (browser-like): nothing the edge remembers from
+        # one head (parsed field block, filtered origin fields) applies to the next one.
+        varied = [REQUEST.replace(b"0123456789abcdef", b"%016x" % i) for i in range(max(n, 1000))]
+
+        def batch_unique_heads(count: int) -> None:
+            for i in range(count):
+                feed_client(varied[i])
+                feed_origin(RESPONSE)
+
         closing_request = REQUEST.replace(b"Connection: keep-alive", b"Connection: close")
         clients = [client]
 
@@ -214,6 +225,8 @@ async def _run(n: int, runs: int, profile: bool, new_connections: bool = False) 
 
         if new_connections:
             batch = batch_new_connections
+        elif unique_heads:
+            batch = batch_unique_heads
         batch(1000)  # warm-up (verdict cache, plans, per-connection log fragments)
         client = clients[0]
         assert client.last.startswith(b"HTTP/1.1 200 OK\r\n") and client.last.endswith(b"\r\n\r\nok"), (
@@ -253,11 +266,13 @@ def main() -> None:
         action="store_true",
         help="one request per connection (Connection: close), as in handshake mode minus TLS",
     )
+    ap.add_argument("--unique-heads", action="store_true", help="a different Cookie value on every request")
     args = ap.parse_args()
-    results = uvloop.run(_run(args.n, args.runs, args.profile, args.new_connections))
+    results = uvloop.run(_run(args.n, args.runs, args.profile, args.new_connections, args.unique_heads))
     each = ", ".join(f"{r:.2f}" for r in results)
     print(
-        f"{'new connection + ' if args.new_connections else ''}full request, "
+        f"{'new connection + ' if args.new_connections else ''}"
+        f"{'unique heads, ' if args.unique_heads else ''}full request, "
         f"CPU µs per request (Python {sys.version.split()[0]}): "
         f"median {statistics.median(results):.2f}, min {min(results):.2f} ({each})"
     )
