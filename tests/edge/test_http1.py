@@ -207,6 +207,27 @@ def test_a_repeated_field_block_shares_its_parse() -> None:
         assert error(feed(prefix + bad)).status == 400
 
 
+def test_blank_lines_inside_a_long_chunked_body_are_not_trailers() -> None:
+    # Every chunk's data ends in CRLFCRLF, so its chunk terminator is a piece without body
+    # bytes; only such pieces in a row count against the limit.
+    reader = RequestReader(HTTP1Limits(max_head_bytes=256))
+    events = reader.feed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(500):
+        events += reader.feed(b"6\r\nab\r\n\r\n\r\n")
+    events += reader.feed(b"0\r\n\r\n")
+    assert body(events) == b"ab\r\n\r\n" * 500 and events[-1] is MESSAGE_END
+
+
+def test_the_reader_keeps_no_reference_to_a_fed_chunk() -> None:
+    import sys
+
+    reader = RequestReader()
+    data = GET + b"GET /2 HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    before = sys.getrefcount(data)
+    assert len(heads(reader.feed(data))) == 2
+    assert sys.getrefcount(data) == before
+
+
 def test_readers_share_parses_but_not_limits() -> None:
     data = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(8)) + b"\r\n"
     one, two = heads(feed(data))[0], heads(feed(data))[0]

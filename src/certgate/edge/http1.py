@@ -348,11 +348,12 @@ class RequestReader:
     after another; pacing them is the caller's job.
 
     Hot path: llhttp validates and frames the stream in C without calling back per header field;
-    when it reports a head complete, the reader slices the head out of the bytes it was fed and
-    splits the field lines with one regular expression (strict llhttp accepted the head, so its
-    lines end in CRLF, names are tokens followed directly by ``:``, and there is no obs-fold:
-    the slice holds exactly the fields llhttp saw; a line the expression does not match is
-    refused anyway).
+    when it reports a head complete, the reader finds the head in the bytes it was fed and splits
+    its field block once (strict llhttp accepted the head, so its lines end in CRLF, names are
+    tokens followed directly by ``:``, and there is no obs-fold: the block holds exactly the
+    fields llhttp saw; a line without ``name:`` is refused anyway). An equal block, from this
+    connection or another one, reuses that split (`_scan_request_fields`, bounded caches keyed
+    by the exact bytes); the limits are still checked against each head.
 
     Where a head starts and ends in the stream: llhttp does not say, so the reader feeds each
     chunk in *pieces* that end right after every CRLFCRLF it contains (also one straddling two
@@ -364,8 +365,10 @@ class RequestReader:
 
     Limits: an incomplete head is kept (from its first byte) across chunks and refused with 431
     as soon as it exceeds ``max_head_bytes``; a complete one is measured exactly. Trailers are
-    never buffered (llhttp streams over them), but chunks that carry no body data at all (a
-    chunked body's trailers, or endless chunk framing) may total at most ``max_head_bytes``.
+    never buffered (llhttp streams over them), but pieces of a chunked body that carry no body
+    data at all, in a row (its trailers, or endless chunk framing), may total at most
+    ``max_head_bytes`` (431); trailers arriving in the same read as body data are bounded by
+    that read's size.
     """
 
     __slots__ = (
@@ -444,9 +447,16 @@ class RequestReader:
         events: list[RequestEvent] = []
         if self._dead or not data:
             return events
-        parser = self._parser
         self._events = events
         self._data = data
+        try:
+            self._feed(data)
+        finally:
+            self._data = b""  # (only the callbacks of this feed read it; do not keep the chunk)
+        return events
+
+    def _feed(self, data: bytes) -> None:
+        parser = self._parser
         pos = self._pos
         size = len(data)
         # Piece ends: right after every CRLFCRLF (overlapping ones too), and the chunk's end.
@@ -478,21 +488,18 @@ class RequestReader:
                         self._feed_piece(self._parser, data[start:end], pos + start, end - start)
                         start = end
                         if self._dead:
-                            return events
+                            return
                 self._feed_piece(self._parser, data[start:] if start else data, pos + start, size - start)
         except httptools.HttpParserError as exc:
             self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
-            return events
+            return
         self._pos = pos + size
-        if self._dead:
-            return events
-        if self._in_head:
+        if self._in_head and not self._dead:
             # Keep the incomplete head (bounded: llhttp no longer buffers anything of it).
             start = self._head_start
             self._carry = data[start - pos :] if start >= pos else self._carry + data
             if len(self._carry) > self._max_head:
                 self._fail(RequestError(431, "http.head_too_large"))
-        return events
 
     def _feed_piece(self, parser: httptools.HttpRequestParser, piece: bytes, at: int, n: int) -> None:
         self._piece_end = at + n
@@ -512,11 +519,14 @@ class RequestReader:
                 piece = piece[up.args[0] :]
                 if not piece:
                     break
-        if in_body and self._chunked_body and not self._piece_body:
-            # A piece of a chunked body without body data: trailers (or endless chunk framing).
-            self._no_body_bytes += n
-            if self._no_body_bytes > self._max_head:
-                self._fail(RequestError(431, "http.trailers_too_large"))
+        if in_body and self._chunked_body:
+            if self._piece_body:
+                self._no_body_bytes = 0
+            else:
+                # A piece of a chunked body without body data: trailers (or endless chunk framing).
+                self._no_body_bytes += n
+                if self._no_body_bytes > self._max_head:
+                    self._fail(RequestError(431, "http.trailers_too_large"))
 
     def _fail(self, error: RequestError) -> None:
         self._dead = True
