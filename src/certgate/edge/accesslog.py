@@ -292,7 +292,7 @@ class AccessLog:
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._pending = 0  # bytes handed to the thread and not yet written
         self._pending_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._writer_thread: threading.Thread | None = None
         self._fd = -1
         self._owns_fd = False
         self._encode = _ENCODE
@@ -308,20 +308,20 @@ class AccessLog:
         else:
             self._fd = os.open(destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
             self._owns_fd = True
-        self._thread = threading.Thread(target=self._writer, name="certgate-access-log", daemon=True)
-        self._thread.start()
+        self._writer_thread = threading.Thread(target=self._writer, name="certgate-access-log", daemon=True)
+        self._writer_thread.start()
 
     @property
     def enabled(self) -> bool:
-        return self._thread is not None
+        return self._writer_thread is not None
 
     def write(self, obj: dict[str, Any]) -> None:
-        if self._thread is not None:
+        if self._writer_thread is not None:
             self.write_line(self._encode(obj))
 
     def write_line(self, line: str) -> None:
         """Queue one already encoded JSON object (no newline)."""
-        if self._thread is None:
+        if self._writer_thread is None:
             return
         self._lines.append(line)
         if len(self._lines) >= self._batch_lines:
@@ -350,12 +350,12 @@ class AccessLog:
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is buffered, stop the thread, close the file."""
-        if self._thread is None:
+        if self._writer_thread is None:
             return
         self.flush()
         self._queue.put(None)
-        self._thread.join(timeout)
-        self._thread = None
+        self._writer_thread.join(timeout)
+        self._writer_thread = None
         if self._owns_fd:
             os.close(self._fd)
             self._fd = -1
