@@ -1,6 +1,7 @@
 """Service-level issuance: certificates per second per core through the whole use case, as
-``CreateClientCertificate`` runs it minus HTTP: validate → sign → describe → store (one unit of
-work: writer lock, site and managed-CA lookups, insert, per-site count, version bump, commit).
+``CreateClientCertificate`` runs it minus HTTP: validate → sign (the CA returns the new
+certificate's facts) → store (one unit of work: writer lock, site and managed-CA lookups, insert,
+per-site count, version bump, commit).
 
 Run pinned to one core (results and commands: ``bench/ISSUANCE.md``)::
 

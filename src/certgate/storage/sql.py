@@ -382,7 +382,9 @@ class _Writers:
     others still commit. It still waits for the batch, since it may have read what the units
     before it wrote. If SQLite itself undoes the whole transaction (it does on a few errors,
     e.g. a full disk) or the commit fails, every unit of the batch raises. A lone writer takes
-    no savepoint and commits at once: the same statements as without grouping.
+    no savepoint and commits at once: the same statements as without grouping. The price: a
+    unit's caller also waits for the units after it in its batch (at most ``limit - 1``), so
+    slow work (an RSA key, a network call) belongs before the unit of work, not inside it.
     """
 
     def __init__(self, limit: int) -> None:
