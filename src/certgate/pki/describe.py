@@ -193,13 +193,7 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateFacts:
     try:
         public_key = certificate.public_key()
         algorithm = public_key_algorithm(public_key)
-        bits = (
-            public_key.key_size
-            if isinstance(public_key, rsa.RSAPublicKey)
-            else public_key.curve.key_size
-            if isinstance(public_key, ec.EllipticCurvePublicKey)
-            else None
-        )
+        bits = _key_bits(public_key)
     except Exception:  # an algorithm cryptography cannot load (GOST, SM2, ...)
         algorithm, bits = "unknown", None
     ski = extension(x509.SubjectKeyIdentifier)
@@ -276,13 +270,7 @@ def describe_issued(
     certificate: ``tests/pki/test_describe.py`` compares both for every key type and shape.
     """
     algorithm = public_key_algorithm(public_key)
-    bits = (
-        public_key.key_size
-        if isinstance(public_key, rsa.RSAPublicKey)
-        else public_key.curve.key_size
-        if isinstance(public_key, ec.EllipticCurvePublicKey)
-        else None
-    )
+    bits = _key_bits(public_key)
     name, subject_dn = _name(lambda: subject)
     san_values = _san_values(san)
     return CertificateFacts(
@@ -304,3 +292,12 @@ def describe_issued(
         not_after=not_after,
         is_ca=is_ca,
     )
+
+
+def _key_bits(public_key: object) -> int | None:
+    """RSA modulus or EC curve size in bits; None for other key types."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return public_key.key_size
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return public_key.curve.key_size
+    return None
