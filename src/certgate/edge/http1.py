@@ -19,7 +19,7 @@ import http
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import httptools
 
@@ -716,15 +716,21 @@ class RequestReader:
 
     def _absolute_form(self, target: bytes) -> tuple[bytes, bytes]:
         try:
-            url = httptools.parse_url(target)
+            # httptools' stub types every part as present; an absent one is None (a compiled
+            # build checks the declared types, so the parts are read through Any).
+            url: Any = httptools.parse_url(target)
         except httptools.HttpParserInvalidURLError:
             raise self._stop(400, "http.invalid_target") from None
-        if url.userinfo or not url.host:
+        host: bytes | None = url.host
+        port: int | None = url.port
+        path: bytes | None = url.path
+        query: bytes | None = url.query
+        if url.userinfo or not host:
             raise self._stop(400, "http.invalid_target")
         # RFC 9112 §3.2.2: the absolute-form authority replaces the Host header.
-        host_b = b"[" + url.host + b"]" if url.host.find(b":") >= 0 else url.host
-        authority = host_b if url.port is None else b"%s:%d" % (host_b, url.port)
-        return (url.path or b"/") + (b"?" + url.query if url.query is not None else b""), authority
+        host_b = b"[" + host + b"]" if host.find(b":") >= 0 else host
+        authority = host_b if port is None else b"%s:%d" % (host_b, port)
+        return (path or b"/") + (b"?" + query if query is not None else b""), authority
 
     def on_body(self, body: bytes) -> None:
         self._piece_body += len(body)
