@@ -6,17 +6,16 @@ verdicts from the real `ClientAuthenticator` over certificates made here.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certgate.edge.clientauth import NO_CERTIFICATE, ClientAuth, ClientAuthenticator
+from certgate.edge.clientauth import NO_CERTIFICATE, ClientAuthenticator
 from certgate.edge.decision import (
     PEER_CERTIFICATES,
     Decider,
@@ -27,11 +26,11 @@ from certgate.edge.decision import (
 )
 from certgate.edge.http1 import RequestHead, RequestReader
 from certgate.edge.proxy import ConnectionInfo, Forward, Respond
-from certgate.edge.state import EdgeState, HostState
+from certgate.edge.state import EdgeState
 from certgate.pki.authority import create_certificate_authority
 from certgate.pki.keys import KeyType, private_key_to_pem
 from certgate.pki.pem import certificate_to_pem
-from certgate.rules import EDGE_SCHEME
+from certgate.rules import EDGE_SCHEME, ExecutionContext, Scheme
 from certgate.rules.types import value_check
 from certgate.snapshot.format import (
     EdgeTLSCertificate,
@@ -515,23 +514,17 @@ def test_fail_closed_names_the_rule() -> None:
     assert record.rule_id == 30 and "did not compile" in record.error
 
 
-class _BadAuthenticator:
-    def authenticate(
-        self,
-        state: EdgeState,
-        host: HostState,
-        leaf: bytes | None,
-        inter: Sequence[bytes] = (),
-        *,
-        now: dt.datetime,
-    ) -> ClientAuth:
-        return dataclasses.replace(NO_CERTIFICATE, cert_verified="yes")  # type: ignore[arg-type]
+def test_a_rule_that_raises_fails_closed_with_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rule engine gets a value of the wrong type for a field the rule reads (cert_verified is a
+    # Bool). Injected between the edge's getter and the engine, so this also runs on a compiled edge.
+    real_context = Scheme.context
 
+    def bad_context(self: Scheme, getter: Callable[[str], object]) -> ExecutionContext:
+        field = "tls.client_auth.cert_verified"
+        return real_context(self, lambda name: "yes" if name == field else getter(name))
 
-def test_a_rule_that_raises_fails_closed_with_500() -> None:
-    d = Decider(_BadAuthenticator())
-    d.set_state(STATE)
-    decision, record = decide(d, conn(), get("api.example.com"))
+    monkeypatch.setattr(Scheme, "context", bad_context)
+    decision, record = decide(decider(), conn(), get("api.example.com"))
     assert status(decision) == 500
     assert record.outcome == "rule_error" and "FieldValueError" in record.error
 
