@@ -230,9 +230,53 @@ def test_the_reader_keeps_no_reference_to_a_fed_chunk() -> None:
 
 def test_readers_share_parses_but_not_limits() -> None:
     data = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(8)) + b"\r\n"
+    heads(feed(data))  # (its lines are seen for the first time here: not shared yet)
     one, two = heads(feed(data))[0], heads(feed(data))[0]
     assert one.headers is two.headers  # one parse, shared by two connections
     assert error(feed(data, HTTP1Limits(max_header_count=5))).reason == "http.too_many_headers"
+    assert heads(feed(data, HTTP1Limits(max_header_count=9)))[0].headers is one.headers
+
+
+def test_a_block_with_a_line_never_seen_is_shared_from_its_second_sighting() -> None:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nCookie: s=never-seen-1f3a\r\n\r\n"
+    first, second, third = (heads(feed(data))[0] for _ in range(3))
+    assert first.headers == second.headers == third.headers
+    assert first.headers is not second.headers and second.headers is third.headers
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expect"),
+    [
+        # a line at the same position turns into a framing field, or stops being one
+        (b"X-Length: 3", b"Content-Length: 3", (3, False, b"a.test", frozenset())),
+        (b"Content-Length: 3", b"X-Length: 3", (None, False, b"a.test", frozenset())),
+        (b"X-Coding: chunked", b"Transfer-Encoding: chunked", (None, True, b"a.test", frozenset())),
+        (b"X-Host: b.test", b"Host: b.test", None),  # two Host fields
+        (b"Connection: x-a", b"Connection: x-b", (None, False, b"a.test", frozenset({b"x-b"}))),
+        (b"Connection: x-a", b"X-Other: x-a", (None, False, b"a.test", frozenset())),
+        (b"Content-Length: 3", b"Content-Length: 4", (4, False, b"a.test", frozenset())),
+    ],
+)
+def test_a_changed_line_at_the_same_position_is_read_again(
+    before: bytes, after: bytes, expect: tuple[int | None, bool, bytes, frozenset[bytes]] | None
+) -> None:
+    # The next block on a connection takes each unchanged line's field from the previous block
+    # by position; the framing fields must follow a changed line in both directions.
+    reader = RequestReader()
+    template = b"POST / HTTP/1.1\r\nHost: a.test\r\n%s\r\nAccept: */*\r\n\r\n"
+    first = reader.feed(template % before + (b"abc" if before.startswith(b"Content-Length") else b""))
+    if before.startswith(b"Transfer-Encoding"):
+        first += reader.feed(b"0\r\n\r\n")
+    assert heads(first) and first[-1] is MESSAGE_END
+    events = reader.feed(template % after)
+    if expect is None:
+        assert error(events).reason == "http.host"
+        return
+    (head,) = heads(events)
+    assert (head.content_length, head.chunked, head.authority, head.connection_tokens) == expect
+    assert head.headers == tuple(
+        (n.lower(), v) for n, v in (f.split(b": ") for f in (b"Host: a.test", after, b"Accept: */*"))
+    )
 
 
 def test_trailers_spanning_many_reads_are_cut_off() -> None:

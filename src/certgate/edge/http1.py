@@ -253,9 +253,11 @@ _RequestScan = tuple[
     int,
     bytes | None,
     frozenset[bytes] | None,
+    list[bytes],
 ]
 """(field block, headers, Host, Host count, Content-Length, its count, Transfer-Encoding, its
-count, Expect, Connection tokens naming more hop-by-hop fields or None without Connection)."""
+count, Expect, Connection tokens naming more hop-by-hop fields or None without Connection, the
+block's field lines: never changed once in a scan)."""
 
 
 _REQUEST_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
@@ -274,32 +276,74 @@ _FIELD_CACHE_SIZE: Final = 4096
 _FIELD_CACHE_MAX_LINE: Final = 512
 
 
-def _scan_request_fields(block: bytes) -> _RequestScan:
+def _split_field(line: bytes) -> tuple[bytes, bytes]:
+    """One field line (without its CRLF) → (lowercased name, value); remembered in `_FIELD_CACHE`."""
+    name, colon, value = line.partition(b":")
+    if not name or not colon:  # cannot happen with strict llhttp; refuse rather than guess
+        raise _Stop("http.invalid_header")
+    field = (name.lower(), value.strip(b" \t"))  # llhttp skipped leading whitespace already
+    if len(line) <= _FIELD_CACHE_MAX_LINE:
+        if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
+            _FIELD_CACHE.clear()
+        _FIELD_CACHE[line] = field
+    return field
+
+
+def _scan_request_fields(
+    block: bytes, lines: list[bytes], prev: _RequestScan | None = None
+) -> tuple[_RequestScan, bool]:
     """Split a request head's field block (strict llhttp accepted it: each line is ``name:``,
-    optional whitespace, the value, CRLF) and pick out the fields that decide framing."""
-    lines = block.split(CRLF)
-    lines.pop()  # (the block ends with CRLF)
-    headers: list[tuple[bytes, bytes]] = []
-    append = headers.append
-    special: list[tuple[bytes, bytes]] | None = None
+    optional whitespace, the value, CRLF) and pick out the fields that decide framing.
+
+    `lines` is ``block.split(CRLF)`` without the empty last item. `prev` is the scan of the
+    connection's previous block: when it has as many lines, each line equal to the line at the
+    same position there takes that field (one bytes compare, no hashing), and the framing fields
+    are taken over too unless a line that changed is or was one of them. This is the browser
+    case: the same fields again with one or two values changed (Cookie, Referer).
+
+    Also says whether every line was seen before (here, in `prev` or in `_FIELD_CACHE`)."""
     known = _FIELD_CACHE.get
-    for line in lines:
-        field = known(line)
-        if field is None:
-            name, colon, value = line.partition(b":")
-            if not name or not colon:  # cannot happen with strict llhttp; refuse rather than guess
-                raise _Stop("http.invalid_header")
-            field = (name.lower(), value.strip(b" \t"))  # llhttp skipped leading whitespace already
-            if len(line) <= _FIELD_CACHE_MAX_LINE:
-                if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
-                    _FIELD_CACHE.clear()
-                _FIELD_CACHE[line] = field
-        append(field)
-        if field[0] in _FRAMING_NAMES:
-            if special is None:
-                special = [field]
-            else:
-                special.append(field)
+    seen = True
+    if prev is not None and len(prev[10]) == len(lines):
+        prev_lines = prev[10]
+        prev_fields = prev[1]
+        fields = list(prev_fields)
+        framing_changed = False
+        for i in range(len(lines)):
+            line = lines[i]
+            if line != prev_lines[i]:
+                field = known(line)
+                if field is None:
+                    field = _split_field(line)
+                    seen = False
+                fields[i] = field
+                if field[0] in _FRAMING_NAMES or prev_fields[i][0] in _FRAMING_NAMES:
+                    framing_changed = True
+        headers = tuple(fields)
+        if not framing_changed:
+            return (
+                block,
+                headers,
+                prev[2],
+                prev[3],
+                prev[4],
+                prev[5],
+                prev[6],
+                prev[7],
+                prev[8],
+                prev[9],
+                lines,
+            ), seen
+    else:
+        found: list[tuple[bytes, bytes]] = []
+        append = found.append
+        for line in lines:
+            field = known(line)
+            if field is None:
+                field = _split_field(line)
+                seen = False
+            append(field)
+        headers = tuple(found)
     host: bytes | None = None
     host_count = 0
     cl: bytes | None = None
@@ -308,7 +352,9 @@ def _scan_request_fields(block: bytes) -> _RequestScan:
     te_count = 0
     expect: bytes | None = None
     tokens: list[bytes] | None = None
-    for lname, value in special or ():
+    for lname, value in headers:
+        if lname not in _FRAMING_NAMES:
+            continue
         if lname == b"host":
             host = value
             host_count += 1
@@ -328,7 +374,7 @@ def _scan_request_fields(block: bytes) -> _RequestScan:
             expect = value
     return (
         block,
-        tuple(headers),
+        headers,
         host,
         host_count,
         cl,
@@ -337,7 +383,8 @@ def _scan_request_fields(block: bytes) -> _RequestScan:
         te_count,
         expect,
         None if tokens is None else _hop_tokens(tokens),
-    )
+        lines,
+    ), seen
 
 
 class RequestReader:
@@ -353,7 +400,10 @@ class RequestReader:
     tokens followed directly by ``:``, and there is no obs-fold: the block holds exactly the
     fields llhttp saw; a line without ``name:`` is refused anyway). An equal block, from this
     connection or another one, reuses that split (`_scan_request_fields`, bounded caches keyed
-    by the exact bytes); the limits are still checked against each head.
+    by the exact bytes; a block is shared with other connections once all its lines were seen
+    before); the limits are still checked against each head. A new block with as many lines as
+    the connection's previous one takes the field of every unchanged line from it by position
+    (a browser's next request: the same fields, a different Cookie or Referer).
 
     Where a head starts and ends in the stream: llhttp does not say, so the reader feeds each
     chunk in *pieces* that end right after every CRLFCRLF it contains (also one straddling two
@@ -574,20 +624,29 @@ class RequestReader:
             # The scan is a pure function of the block's bytes, so an equal block reuses it,
             # shared tuples and all: a keep-alive client tends to repeat its block, and clients
             # of one kind (API clients, devices) send the same one on every connection.
-            if block.count(CRLF) > self._max_count:
-                raise self._stop(431, "http.too_many_headers")
-            scan = _SCAN_CACHE.get(block)
-            if scan is None:
+            shared = _SCAN_CACHE.get(block)
+            if shared is None:
+                lines = block.split(CRLF)
+                lines.pop()  # (the block ends with CRLF)
+                if len(lines) > self._max_count:
+                    raise self._stop(431, "http.too_many_headers")
                 try:
-                    scan = _scan_request_fields(block)
+                    scan, seen = _scan_request_fields(block, lines, scan)
                 except _Stop as stop:
                     raise self._stop(400, str(stop)) from None
-                if len(block) <= _SCAN_CACHE_MAX_BLOCK:
+                # Shared once every line of it was seen before: a block with a line never seen
+                # (a new Cookie value) is likely never sent again, and its connection's next
+                # requests reuse its scan anyway.
+                if seen and len(block) <= _SCAN_CACHE_MAX_BLOCK:
                     if len(_SCAN_CACHE) >= _SCAN_CACHE_SIZE:
                         _SCAN_CACHE.clear()
                     _SCAN_CACHE[block] = scan
+            elif len(shared[1]) > self._max_count:  # (cached by a reader with other limits)
+                raise self._stop(431, "http.too_many_headers")
+            else:
+                scan = shared
             self._last_scan = scan
-        _, headers, host, host_count, cl, cl_count, te, te_count, expect, tokens = scan
+        _, headers, host, host_count, cl, cl_count, te, te_count, expect, tokens, _ = scan
         parser = self._parser
         method = parser.get_method()
         target = self._url
