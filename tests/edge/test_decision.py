@@ -529,6 +529,71 @@ def test_a_rule_that_raises_fails_closed_with_500(monkeypatch: pytest.MonkeyPatc
     assert record.outcome == "rule_error" and "FieldValueError" in record.error
 
 
+def _rules_state(version: int, *expressions: str) -> EdgeState:
+    """One wildcard host (plain HTTP allowed) whose site denies what the expressions match."""
+    rules = tuple(WafRuleSpec(40 + i, f"r{i}", e, "deny", i + 1) for i, e in enumerate(expressions))
+    site = SitePolicy(5, "acct", "w.test", waf_rules=rules)
+    snap = Snapshot(version, int(NOW.timestamp()), {}, {5: site}, {"*.w.test": _host("*.w.test", 5)})
+    return EdgeState.from_snapshot(snap, now=NOW)
+
+
+def test_a_connection_reuses_its_rule_context_and_each_request_is_judged_on_its_own() -> None:
+    # Connection facts (hostname, ip.src, ssl, the verdict) are fetched once per connection,
+    # plan, verdict and hostname; everything else is read from each request.
+    d = decider(
+        _rules_state(
+            1,
+            'http.host eq "a.w.test" and ip.src in {192.0.2.0/24} and not ssl',
+            'http.request.uri.path eq "/x"',
+        )
+    )
+    c = conn(None, tls=False)
+    seen = []
+    for host, path, expected in [
+        ("a.w.test", "/", 403),
+        ("b.w.test", "/", "forward"),
+        ("b.w.test", "/x", 403),
+        ("b.w.test", "/", "forward"),
+        ("a.w.test", "/", 403),
+        ("a.w.test", "/", 403),
+    ]:
+        decision, record = decide(d, c, get(host, path))
+        assert status(decision) == expected, (host, path)
+        assert record.rule_id == (None if expected == "forward" else 40 if host == "a.w.test" else 41)
+        seen.append(c.state["_rules_memo"][4])
+    # the same context while the hostname stays, a new one when it changes
+    assert [x is seen[0] for x in seen] == [True, False, False, False, False, False]
+    assert seen[1] is seen[2] is seen[3] and seen[4] is seen[5]
+    assert seen[5].loaded.keys() == {"http.host", "ip.src", "ssl"}  # (the second rule did not run)
+
+
+def test_a_new_snapshot_judges_the_next_request_on_the_same_connection_with_its_rules() -> None:
+    d = decider(_rules_state(1, "ip.src in {198.51.100.0/24}"))
+    c = conn(None, tls=False)
+    assert status(decide(d, c, get("a.w.test"))[0]) == "forward"
+    d.set_state(_rules_state(2, "ip.src in {192.0.2.0/24}"))
+    assert status(decide(d, c, get("a.w.test"))[0]) == 403
+    d.set_state(_rules_state(3, "ssl"))
+    assert status(decide(d, c, get("a.w.test"))[0]) == "forward"
+
+
+def test_a_connection_field_that_fails_fails_only_the_requests_whose_rules_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_context = Scheme.context
+
+    def bad_context(self: Scheme, getter: Callable[[str], object]) -> ExecutionContext:
+        return real_context(self, lambda name: "yes" if name == "ssl" else getter(name))
+
+    monkeypatch.setattr(Scheme, "context", bad_context)
+    d = decider(_rules_state(1, 'http.request.uri.path eq "/x" and ssl'))
+    c = conn(None, tls=False)
+    for path, expected in [("/", "forward"), ("/x", 500), ("/", "forward"), ("/x", 500)]:
+        decision, record = decide(d, c, get("a.w.test", path))
+        assert status(decision) == expected
+        assert (record.outcome == "rule_error") == (expected == 500)
+
+
 # --- origin rules ----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,28 @@ def test_getter_runs_once_per_field_and_only_on_demand() -> None:
     assert ctx.loaded == {"http.host": "a.example.com", "ssl": True}
 
 
+def test_reset_forgets_fetched_values_and_takes_known_ones() -> None:
+    answers = {"http.host": "a.example.com", "ssl": True, "http.request.uri.path": "/a"}
+    calls: list[str] = []
+
+    def getter(name: str) -> object:
+        calls.append(name)
+        return answers.get(name)
+
+    ctx = EDGE_SCHEME.context(getter)
+    flt = compile_filter(parse('http.host eq "a.example.com" and ssl and http.request.uri.path eq "/a"'))
+    assert flt.execute(ctx) is True
+    known = {"http.host": ctx.loaded["http.host"], "ssl": ctx.loaded["ssl"]}
+    answers["http.request.uri.path"] = "/b"
+    ctx.reset(known)
+    assert ctx.loaded == known
+    assert flt.execute(ctx) is False
+    assert calls == ["http.host", "ssl", "http.request.uri.path", "http.request.uri.path"]
+    ctx.reset()
+    assert ctx.loaded == {}
+    assert flt.execute(ctx) is False and calls[-3:] == ["http.host", "ssl", "http.request.uri.path"]
+
+
 def test_get_resolves_aliases_and_fetches_lazily() -> None:
     ctx = EDGE_SCHEME.context(lambda name: name == "tls.client_auth.cert_verified")
     assert ctx.get("cf.tls_client_auth.cert_verified") is True

@@ -43,7 +43,7 @@ from certgate.edge.pages import render
 from certgate.edge.proxy import ConnectionInfo, Forward, OnDone, Respond
 from certgate.edge.state import EdgeState, HostState
 from certgate.edge.upstream import OriginTarget
-from certgate.rules import EDGE_SCHEME, Filter, FilterSet, compile_filters
+from certgate.rules import EDGE_SCHEME, ExecutionContext, Filter, FilterSet, compile_filters
 from certgate.rules.edge_scheme import CLIENT_AUTH_PREFIX
 from certgate.snapshot.format import OriginRuleSpec, WafRuleSpec
 
@@ -142,7 +142,8 @@ class RequestRecord:
 
 
 class _RequestView:
-    """The values of one request, computed on demand for the lazy rule context."""
+    """The values of one request, computed on demand for the lazy rule context (one per
+    connection, plan, verdict and hostname: `head` is the request being decided)."""
 
     __slots__ = ("auth", "conn", "head", "host")
 
@@ -258,10 +259,33 @@ class _HostPlan:
     waf_specs: tuple[WafRuleSpec, ...]
     origin: FilterSet | None
     origin_specs: tuple[OriginRuleSpec, ...]
+    connection_fields: tuple[str, ...]
+    """The fields the host's rules read whose values are facts of the connection (see
+    `_CONNECTION_FIELDS`)."""
     targets: dict[tuple[str, bool, tuple[int, ...]], OriginTarget] = field(default_factory=dict)
 
 
 _MAX_TARGETS_PER_HOST: Final = 256  # wildcard hosts see many names; keep the cache bounded
+
+_CONNECTION_FIELDS: Final = frozenset(
+    {"http.host", "ip.src", "ssl", *(n for n in EDGE_SCHEME.field_types if n.startswith(CLIENT_AUTH_PREFIX))}
+)
+"""Fields whose value depends only on the connection, its certificate verdict and the request's
+hostname (the key of a connection's `_RulesMemo`), never on the rest of the request."""
+
+_RULES_MEMO: Final = "_rules_memo"
+"""Key in `ConnectionInfo.state`: the rule context of the connection's last request."""
+_RulesMemo = tuple[_HostPlan, ClientAuth, str, _RequestView, ExecutionContext, dict[str, object]]
+"""(plan, verdict, hostname, view, context, the connection fields' values for that key)."""
+
+
+def _rule_fields(*sets: FilterSet | None) -> tuple[str, ...]:
+    names: set[str] = set()
+    for fs in sets:
+        if fs is not None:
+            for flt in fs.filters:
+                names.update(flt.fields)
+    return tuple(sorted(names & _CONNECTION_FIELDS))
 
 
 def _fail_closed(host: HostState) -> tuple[str, int | None]:
@@ -325,22 +349,27 @@ class Decider:
             reason, rule_id = _fail_closed(host) if self.settings.fail_closed_on_rule_errors else ("", None)
             waf_specs = tuple(r.spec for r in host.waf_rules)
             origin_specs = tuple(r.spec for r in host.origin_rules)
+            waf = (
+                self._filter_set(tuple(s.expression for s in waf_specs), [r.filter for r in host.waf_rules])
+                if waf_specs
+                else None
+            )
+            origin = (
+                self._filter_set(
+                    tuple(s.expression for s in origin_specs), [r.filter for r in host.origin_rules]
+                )
+                if origin_specs
+                else None
+            )
             plan = _HostPlan(
                 host=host,
                 fail_closed=reason,
                 fail_rule_id=rule_id,
-                waf=self._filter_set(
-                    tuple(s.expression for s in waf_specs), [r.filter for r in host.waf_rules]
-                )
-                if waf_specs
-                else None,
+                waf=waf,
                 waf_specs=waf_specs,
-                origin=self._filter_set(
-                    tuple(s.expression for s in origin_specs), [r.filter for r in host.origin_rules]
-                )
-                if origin_specs
-                else None,
+                origin=origin,
                 origin_specs=origin_specs,
+                connection_fields=_rule_fields(waf, origin),
             )
             self._plans[host] = plan
         return plan
@@ -450,7 +479,18 @@ class Decider:
 
         matched: tuple[int, ...] = ()
         if plan.waf is not None or plan.origin is not None:
-            ctx = EDGE_SCHEME.context(_RequestView(conn, head, host, auth).get)
+            # One rule context per connection: reused while the plan (a new snapshot makes new
+            # plans), the verdict and the hostname stay the same objects, with the values of
+            # the connection fields the rules read already in it.
+            rules: _RulesMemo | None = cstate.get(_RULES_MEMO)
+            if rules is not None and rules[0] is plan and rules[1] is auth and rules[2] == host:
+                rules[3].head = head
+                ctx = rules[4]
+                ctx.reset(rules[5])
+            else:
+                view = _RequestView(conn, head, host, auth)
+                ctx = EDGE_SCHEME.context(view.get)
+                cstate[_RULES_MEMO] = (plan, auth, host, view, ctx, _connection_values(ctx, plan))
             try:
                 if plan.waf is not None:
                     monitored: list[int] = []
@@ -498,3 +538,15 @@ class Decider:
             host=record.host if show_host else "",
         )
         return Respond(status=status, headers=headers, body=body, on_done=on_done)
+
+
+def _connection_values(ctx: ExecutionContext, plan: _HostPlan) -> dict[str, object]:
+    """Fetch the connection fields the plan's rules read, as the rules would (the getters of
+    these fields have no effect but caching). A field whose getter raises, or whose value the
+    scheme refuses, is left out: a rule reading it fails when and as it did without this."""
+    for name in plan.connection_fields:
+        try:
+            ctx.get(name)
+        except Exception:  # left to the lazy fetch (see above)
+            pass
+    return ctx.loaded

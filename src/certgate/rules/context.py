@@ -64,6 +64,15 @@ class ExecutionContext:
         """The value of a field (canonical name or alias), fetching it if needed."""
         return self._values[self.scheme.canonical(name)]
 
+    def reset(self, known: Mapping[str, object] | None = None) -> None:
+        """Forget every fetched value, so the context serves the next evaluation (the getter
+        must answer for it from now on); ``known`` (canonical name → a value this scheme's
+        context fetched, so already checked) counts as fetched: its fields are not asked again."""
+        values = self._values
+        values.clear()
+        if known:
+            values.update(known)
+
     @property
     def loaded(self) -> dict[str, object]:
         """The fields fetched so far and their values (for logs and tests)."""
