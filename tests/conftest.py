@@ -155,3 +155,37 @@ def sql_url(request: pytest.FixtureRequest) -> str:
 
 
 # ============================================ end of store fixtures ===============================
+
+
+# =================================================================================================
+# Compiled-build check (owned by the build: setup.py, .ci/run)
+#
+# The report header says whether the edge's hot modules run compiled (mypyc) or as Python. With
+# CERTGATE_EXPECT_COMPILED=1 (CI's run against a CERTGATE_MYPYC=1 build) the session stops at once
+# unless every module of certgate.edge.compiled.MYPYC_MODULES was imported from a compiled
+# extension. Compiled coroutines forward an exception into the awaitable they wait on with the
+# three-argument throw(), which CPython deprecated in 3.12 (mypyc/mypyc#1214, in mypyc's runtime,
+# not in certgate): only in such a run, that one warning is not turned into an error.
+# =================================================================================================
+
+EXPECT_COMPILED_ENV = "CERTGATE_EXPECT_COMPILED"
+MYPYC_THROW_WARNING = r"the \(type, exc, tb\) signature of throw\(\) is deprecated:DeprecationWarning"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from certgate.edge.compiled import describe
+
+    return f"certgate: {describe()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(EXPECT_COMPILED_ENV) != "1":
+        return
+    from certgate.edge.compiled import compiled_modules
+
+    interpreted = [name for name, compiled in compiled_modules().items() if not compiled]
+    if interpreted:
+        raise pytest.UsageError(
+            f"{EXPECT_COMPILED_ENV}=1 but these edge modules are not compiled: {', '.join(interpreted)}"
+        )
+    config.addinivalue_line("filterwarnings", f"ignore:{MYPYC_THROW_WARNING}")

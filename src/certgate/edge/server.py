@@ -42,6 +42,7 @@ from certgate.clock import Clock
 from certgate.edge import pages, tls
 from certgate.edge.accesslog import AccessLog, encode_entry, rejected_entry
 from certgate.edge.clientauth import ClientAuthenticator
+from certgate.edge.compiled import describe as describe_build
 from certgate.edge.decision import PEER_CERTIFICATES, Decider, DecisionSettings, RequestRecord
 from certgate.edge.http1 import RequestError, RequestHead
 from certgate.edge.metrics import EdgeMetrics, Gauges
@@ -602,7 +603,7 @@ def run_edge(settings: EdgeSettings, *, clock: Clock | None = None) -> int:
         procs[i] = p
         started[i] = time.monotonic()
 
-    log.info("certgate edge on %s:%d with %d workers (%s)", host, port, count, method)
+    log.info("certgate edge on %s:%d with %d workers (%s); %s", host, port, count, method, describe_build())
     exit_code = 0
     try:
         for i in range(count):
