@@ -572,6 +572,7 @@ def run_edge(settings: EdgeSettings, *, clock: Clock | None = None) -> int:
     """
     _configure_logging(settings.log_level)
     tls.self_check(settings.tls)  # fail before binding anything if mTLS cannot work here
+    log.info("certgate edge: %s", describe_build())  # which build runs (README "Install")
     count = settings.worker_count
     host, port = settings.listen_address
     if count == 1:
@@ -603,7 +604,7 @@ def run_edge(settings: EdgeSettings, *, clock: Clock | None = None) -> int:
         procs[i] = p
         started[i] = time.monotonic()
 
-    log.info("certgate edge on %s:%d with %d workers (%s); %s", host, port, count, method, describe_build())
+    log.info("certgate edge on %s:%d with %d workers (%s)", host, port, count, method)
     exit_code = 0
     try:
         for i in range(count):
