@@ -106,6 +106,11 @@ def test_encoded_lines_follow_every_change_between_requests_of_a_connection() ->
         b'GET /3 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: other "one"\r\n\r\n',
         b"POST /4 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: other\r\nContent-Length: 0\r\n\r\n",
         b"GET /5 HTTP/1.1\r\nHost: b.test\r\n\r\n",
+        # another field block with the same User-Agent, then only the User-Agent changes
+        b"GET /6 HTTP/1.1\r\nHost: b.test\r\nUser-Agent: ua\r\nCookie: a=1\r\n\r\n",
+        b"GET /7 HTTP/1.1\r\nHost: b.test\r\nUser-Agent: ua\r\nCookie: a=2\r\n\r\n",
+        b"GET /8 HTTP/1.1\r\nHost: b.test\r\nUser-Agent: ub\r\nCookie: a=2\r\n\r\n",
+        b"GET /9 HTTP/1.1\r\nHost: b.test\r\nCookie: a=2\r\nUser-Agent: ua\r\n\r\n",
     ]
     heads = [e for raw in raws for e in reader.feed(raw) if isinstance(e, RequestHead)]
     valid = ClientAuth(cert_presented=True, cert_verified=True, cert_status="valid")
@@ -116,6 +121,10 @@ def test_encoded_lines_follow_every_change_between_requests_of_a_connection() ->
         RequestRecord("r3", host="a.test", auth=revoked, outcome="waf_deny", rule_id=3, rule_action="deny"),
         RequestRecord("r4", host="a.test", auth=revoked, outcome="waf_deny", rule_id=3, monitored=(1,)),
         RequestRecord("r5", host="b.test", outcome="forward", origin=OriginTarget("http", "o", 80)),
+        *(
+            RequestRecord(f"r{i}", host="b.test", outcome="forward", origin=OriginTarget("http", "o", 80))
+            for i in range(6, 10)
+        ),
     ]
     lines = []
     for i, (head, record) in enumerate(zip(heads, records, strict=True)):
@@ -123,8 +132,9 @@ def test_encoded_lines_follow_every_change_between_requests_of_a_connection() ->
         line = encode_entry(conn, head, record, result, worker=1, received_at=5.0 + i)
         assert json.loads(line) == entry(conn, head, record, result, worker=1, received_at=5.0 + i)
         lines.append(json.loads(line))
-    assert [x["user_agent"] for x in lines] == ["ua", "ua", 'other "one"', "other", ""]
-    assert [x["cert_status"] for x in lines] == ["valid", "valid", "revoked", "revoked", "none"]
+    agents = ["ua", "ua", 'other "one"', "other", "", "ua", "ua", "ub", "ua"]
+    assert [x["user_agent"] for x in lines] == agents
+    assert [x["cert_status"] for x in lines] == ["valid", "valid", "revoked", "revoked"] + ["none"] * 5
 
 
 def test_rejected_entry() -> None:

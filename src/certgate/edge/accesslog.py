@@ -181,8 +181,13 @@ def encode_entry(
     error = result.error or record.error or None
     connect = result.upstream_connect
     response = result.upstream_response
+    cached: _StableMemo | None = conn.state.get("_log_request")
+    headers = head.headers
+    # The User-Agent of the same headers tuple (shared by a connection's heads with the same
+    # field block) is the same; another block (a new Cookie) is searched again.
+    ua = cached[1] if cached is not None and cached[0] is headers else head.header(b"user-agent")
     key = (
-        head.headers,  # (a shared tuple: a connection repeating its field block keeps it)
+        ua,
         head.method,
         head.version,
         record.host,
@@ -194,12 +199,13 @@ def encode_entry(
         record.snapshot_version,
         record.auth,
     )
-    cached: tuple[tuple[object, ...], str] | None = conn.state.get("_log_request")
-    if cached is not None and cached[0] == key:
-        stable = cached[1]
+    if cached is not None and cached[2] == key:
+        stable = cached[3]
+        if cached[0] is not headers:
+            conn.state["_log_request"] = (headers, ua, key, stable)
     else:
-        stable = _stable_fragment(conn, head, record, worker)
-        conn.state["_log_request"] = (key, stable)
+        stable = _stable_fragment(conn, head, record, worker, ua)
+        conn.state["_log_request"] = (headers, ua, key, stable)
     return (
         f'{{"time":"{utc_iso(received_at)}","request_id":{_STR(record.request_id)},'
         f'"uri":{_STR(head.target.decode("latin-1"))},"status":{result.status!r},'
@@ -212,9 +218,14 @@ def encode_entry(
     )
 
 
-def _stable_fragment(conn: ConnectionInfo, head: RequestHead, record: RequestRecord, worker: int) -> str:
+_StableMemo = tuple[tuple[tuple[bytes, bytes], ...], bytes | None, tuple[object, ...], str]
+"""Kept on the connection: (headers tuple, its User-Agent, the inputs of the fragment, the fragment)."""
+
+
+def _stable_fragment(
+    conn: ConnectionInfo, head: RequestHead, record: RequestRecord, worker: int, ua: bytes | None
+) -> str:
     origin = record.origin
-    ua = head.header(b"user-agent")
     rule_id = record.rule_id
     monitored = record.monitored
     upstream = _STR(f"{origin.scheme}://{origin.host}:{origin.port}") if origin is not None else _NULL
