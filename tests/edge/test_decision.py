@@ -560,7 +560,7 @@ def test_a_connection_reuses_its_rule_context_and_each_request_is_judged_on_its_
         decision, record = decide(d, c, get(host, path))
         assert status(decision) == expected, (host, path)
         assert record.rule_id == (None if expected == "forward" else 40 if host == "a.w.test" else 41)
-        seen.append(c.state["_rules_memo"][4])
+        seen.append(c.state["_rules_memo"].ctx)
     # the same context while the hostname stays, a new one when it changes
     assert [x is seen[0] for x in seen] == [True, False, False, False, False, False]
     assert seen[1] is seen[2] is seen[3] and seen[4] is seen[5]
@@ -592,6 +592,35 @@ def test_a_connection_field_that_fails_fails_only_the_requests_whose_rules_read_
         decision, record = decide(d, c, get("a.w.test", path))
         assert status(decision) == expected
         assert (record.outcome == "rule_error") == (expected == 500)
+
+
+def test_rules_reading_only_connection_facts_are_run_once_per_connection_verdict_and_hostname() -> None:
+    rules = (
+        WafRuleSpec(40, "watch a", 'http.host eq "a.w.test"', "monitor", 1),
+        WafRuleSpec(41, "watch ssl", "not ssl", "monitor", 2),
+        WafRuleSpec(42, "deny b", 'http.host eq "b.w.test" and ip.src in {192.0.2.0/24}', "deny", 3),
+    )
+    hosts = {"*.w.test": _host("*.w.test", 5)}
+    c = conn(None, tls=False)
+    d = decider(None)
+    # With an origin rule reading the path the rules run on every request; without, once.
+    for version, origin_rules in enumerate([(ORIGIN_V2,), (), (ORIGIN_V2,)], 1):
+        site = SitePolicy(5, "acct", "w.test", waf_rules=rules, origin_rules=origin_rules)
+        d.set_state(
+            EdgeState.from_snapshot(Snapshot(version, int(NOW.timestamp()), {}, {5: site}, hosts), now=NOW)
+        )
+        for host in ("a.w.test", "a.w.test", "b.w.test", "b.w.test", "c.w.test", "a.w.test"):
+            decision, record = decide(d, c, get(host, "/v2/x"))
+            memo = c.state["_rules_memo"]
+            assert memo.host == host and (memo.result is not None) == (not origin_rules)
+            if host == "b.w.test":
+                assert status(decision) == 403 and record.outcome == "waf_deny"
+                assert (record.rule_id, record.rule_action, record.monitored) == (42, "deny", (41,))
+            else:
+                assert isinstance(decision, Forward) and record.outcome == "forward"
+                ids = (40, 41) if host == "a.w.test" else (41,)
+                assert (record.rule_id, record.rule_action, record.monitored) == (ids[0], "monitor", ids)
+                assert decision.origin.port == (8443 if origin_rules else 80)
 
 
 # --- origin rules ----------------------------------------------------------------------------------

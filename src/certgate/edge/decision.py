@@ -262,6 +262,9 @@ class _HostPlan:
     connection_fields: tuple[str, ...]
     """The fields the host's rules read whose values are facts of the connection (see
     `_CONNECTION_FIELDS`)."""
+    connection_only: bool
+    """Every rule of the host reads only such fields: their outcome is one per connection,
+    verdict and hostname (the rule language has no clock and no randomness)."""
     targets: dict[tuple[str, bool, tuple[int, ...]], OriginTarget] = field(default_factory=dict)
 
 
@@ -274,18 +277,55 @@ _CONNECTION_FIELDS: Final = frozenset(
 hostname (the key of a connection's `_RulesMemo`), never on the rest of the request."""
 
 _RULES_MEMO: Final = "_rules_memo"
-"""Key in `ConnectionInfo.state`: the rule context of the connection's last request."""
-_RulesMemo = tuple[_HostPlan, ClientAuth, str, _RequestView, ExecutionContext, dict[str, object]]
-"""(plan, verdict, hostname, view, context, the connection fields' values for that key)."""
+"""Key in `ConnectionInfo.state`: the `_ConnectionRules` of the connection's last request."""
+
+_RuleResult = tuple[int, tuple[int, ...], tuple[int, ...]]
+"""(index of the deny rule that matched or -1, ids of the monitor rules that matched before it,
+indexes of the origin rules that matched: none after a deny)."""
 
 
-def _rule_fields(*sets: FilterSet | None) -> tuple[str, ...]:
+class _ConnectionRules:
+    """A connection's rule context, valid while the plan (a new snapshot makes new plans), the
+    verdict and the hostname are the same: the values of the connection fields the rules read
+    are fetched once, and when the rules read nothing else their result is kept too."""
+
+    __slots__ = ("auth", "ctx", "host", "known", "plan", "result", "view")
+
+    def __init__(self, plan: _HostPlan, auth: ClientAuth, host: str, view: _RequestView) -> None:
+        self.plan = plan
+        self.auth = auth
+        self.host = host
+        self.view = view
+        self.ctx: ExecutionContext = EDGE_SCHEME.context(view.get)
+        self.known: dict[str, object] = _connection_values(self.ctx, plan)
+        self.result: _RuleResult | None = None
+
+
+def _rule_fields(*sets: FilterSet | None) -> tuple[tuple[str, ...], bool]:
+    """The connection fields the rules read, and whether they read nothing else."""
     names: set[str] = set()
     for fs in sets:
         if fs is not None:
             for flt in fs.filters:
                 names.update(flt.fields)
-    return tuple(sorted(names & _CONNECTION_FIELDS))
+    return tuple(sorted(names & _CONNECTION_FIELDS)), names <= _CONNECTION_FIELDS
+
+
+def _evaluate(plan: _HostPlan, ctx: ExecutionContext) -> _RuleResult:
+    """WAF rules in position order up to the first deny (monitor matches collected on the way),
+    then, without a deny, every origin rule that matches."""
+    monitored: list[int] = []
+    waf = plan.waf
+    if waf is not None:
+        index = waf.first_match(ctx, 0)
+        while index >= 0:
+            spec = plan.waf_specs[index]
+            if spec.action == "deny":
+                return index, tuple(monitored), ()
+            monitored.append(spec.id)
+            index = waf.first_match(ctx, index + 1)
+    matched = tuple(plan.origin.matching(ctx)) if plan.origin is not None else ()
+    return -1, tuple(monitored), matched
 
 
 def _fail_closed(host: HostState) -> tuple[str, int | None]:
@@ -349,7 +389,7 @@ class Decider:
             reason, rule_id = _fail_closed(host) if self.settings.fail_closed_on_rule_errors else ("", None)
             waf_specs = tuple(r.spec for r in host.waf_rules)
             origin_specs = tuple(r.spec for r in host.origin_rules)
-            waf = (
+            waf: FilterSet | None = (
                 self._filter_set(tuple(s.expression for s in waf_specs), [r.filter for r in host.waf_rules])
                 if waf_specs
                 else None
@@ -361,6 +401,7 @@ class Decider:
                 if origin_specs
                 else None
             )
+            connection_fields, connection_only = _rule_fields(waf, origin)
             plan = _HostPlan(
                 host=host,
                 fail_closed=reason,
@@ -369,7 +410,8 @@ class Decider:
                 waf_specs=waf_specs,
                 origin=origin,
                 origin_specs=origin_specs,
-                connection_fields=_rule_fields(waf, origin),
+                connection_fields=connection_fields,
+                connection_only=connection_only,
             )
             self._plans[host] = plan
         return plan
@@ -479,42 +521,36 @@ class Decider:
 
         matched: tuple[int, ...] = ()
         if plan.waf is not None or plan.origin is not None:
-            # One rule context per connection: reused while the plan (a new snapshot makes new
-            # plans), the verdict and the hostname stay the same objects, with the values of
-            # the connection fields the rules read already in it.
-            rules: _RulesMemo | None = cstate.get(_RULES_MEMO)
-            if rules is not None and rules[0] is plan and rules[1] is auth and rules[2] == host:
-                rules[3].head = head
-                ctx = rules[4]
-                ctx.reset(rules[5])
+            rules: _ConnectionRules | None = cstate.get(_RULES_MEMO)
+            if rules is not None and rules.plan is plan and rules.auth is auth and rules.host == host:
+                result = rules.result
+                if result is None:
+                    rules.view.head = head
+                    rules.ctx.reset(rules.known)
             else:
-                view = _RequestView(conn, head, host, auth)
-                ctx = EDGE_SCHEME.context(view.get)
-                cstate[_RULES_MEMO] = (plan, auth, host, view, ctx, _connection_values(ctx, plan))
-            try:
-                if plan.waf is not None:
-                    monitored: list[int] = []
-                    index = plan.waf.first_match(ctx, 0)
-                    while index >= 0:
-                        spec = plan.waf_specs[index]
-                        if spec.action == "deny":
-                            record.monitored = tuple(monitored)
-                            record.outcome = "waf_deny"
-                            record.rule_id = spec.id
-                            record.rule_action = "deny"
-                            return self._respond(403, record, head, on_done)
-                        monitored.append(spec.id)
-                        index = plan.waf.first_match(ctx, index + 1)
-                    if monitored:
-                        record.monitored = tuple(monitored)
-                        record.rule_id = monitored[0]
-                        record.rule_action = "monitor"
-                if plan.origin is not None:
-                    matched = tuple(plan.origin.matching(ctx))
-            except Exception as exc:  # a rule that raises must not let the request through
-                record.outcome = "rule_error"
-                record.error = f"rule evaluation failed: {type(exc).__name__}: {exc}"
-                return self._respond(500, record, head, on_done)
+                rules = _ConnectionRules(plan, auth, host, _RequestView(conn, head, host, auth))
+                cstate[_RULES_MEMO] = rules
+                result = None
+            if result is None:
+                try:
+                    result = _evaluate(plan, rules.ctx)
+                except Exception as exc:  # a rule that raises must not let the request through
+                    record.outcome = "rule_error"
+                    record.error = f"rule evaluation failed: {type(exc).__name__}: {exc}"
+                    return self._respond(500, record, head, on_done)
+                if plan.connection_only:
+                    rules.result = result
+            deny, monitored, matched = result
+            if deny >= 0:
+                record.monitored = monitored
+                record.outcome = "waf_deny"
+                record.rule_id = plan.waf_specs[deny].id
+                record.rule_action = "deny"
+                return self._respond(403, record, head, on_done)
+            if monitored:
+                record.monitored = monitored
+                record.rule_id = monitored[0]
+                record.rule_action = "monitor"
 
         target = self._target(plan, host, conn.tls, matched)
         record.origin = target
