@@ -95,6 +95,26 @@ def test_encoded_line_is_the_entry_also_when_the_verdict_changes_on_a_connection
         assert json.loads(line) == entry(conn, head, record, result, worker=1, received_at=5.0)
 
 
+def test_encoded_milliseconds_have_the_values_of_the_entry() -> None:
+    # Written with three decimals ("1.500"), they must be the numbers entry() rounds to.
+    conn, head = _conn(), _head()
+    seconds = [0.0, 1e-9, 0.0004999, 0.0005, 0.0015, 0.0025, 0.1234565, 1 / 3, 2 / 3, 12.3456789, 86400.0001]
+    seconds += [k / 2_000_000 for k in range(0, 4000, 7)]
+    for i, d in enumerate(seconds):
+        record = RequestRecord(request_id="r", host="a.test")
+        result = ExchangeResult(
+            status=200,
+            started=100.0,
+            finished=100.0 + d,
+            upstream_connect=d / 3 if i % 2 else None,
+            upstream_response=d / 7,
+        )
+        line = json.loads(encode_entry(conn, head, record, result, worker=1, received_at=5.0))
+        expected = entry(conn, head, record, result, worker=1, received_at=5.0)
+        for key in ("duration_ms", "upstream_connect_ms", "upstream_response_ms"):
+            assert line[key] == expected[key], (key, d)
+
+
 def test_encoded_lines_follow_every_change_between_requests_of_a_connection() -> None:
     # The part a connection usually repeats is kept on the connection: each of its inputs
     # changing from one request to the next must show in that request's line.

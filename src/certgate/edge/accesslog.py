@@ -174,9 +174,10 @@ def encode_entry(
     f-string, then a fragment with everything a keep-alive connection usually repeats (host,
     method, version, user agent, outcome, upstream, rules, snapshot version, the connection's
     facts and the certificate verdict), kept on the connection and rebuilt whenever any of its
-    inputs differs. Byte for byte what the JSON encoder makes of the same fields (strings through
-    the encoder's own escaping function, numbers as ``repr``); the key order differs from
-    `entry()`'s, which JSON does not care about.
+    inputs differs. The same JSON values as `entry()`'s (strings through the encoder's own
+    escaping function, integers as ``repr``); the key order differs, and the milliseconds are
+    written with exactly three decimals (``1.500``: the value ``round(x, 3)`` has, formatted
+    directly, which costs less than ``repr(round(...))``).
     """
     error = result.error or record.error or None
     connect = result.upstream_connect
@@ -210,9 +211,9 @@ def encode_entry(
         f'{{"time":"{utc_iso(received_at)}","request_id":{_STR(record.request_id)},'
         f'"uri":{_STR(head.target.decode("latin-1"))},"status":{result.status!r},'
         f'"bytes_in":{result.bytes_in!r},"bytes_out":{result.bytes_out!r},'
-        f'"duration_ms":{round((result.finished - result.started) * 1000, 3)!r},'
-        f'"upstream_connect_ms":{_NULL if connect is None else repr(round(connect * 1000, 3))},'
-        f'"upstream_response_ms":{_NULL if response is None else repr(round(response * 1000, 3))},'
+        f'"duration_ms":{(result.finished - result.started) * 1000:.3f},'
+        f'"upstream_connect_ms":{_NULL if connect is None else f"{connect * 1000:.3f}"},'
+        f'"upstream_response_ms":{_NULL if response is None else f"{response * 1000:.3f}"},'
         f'"upstream_reused":{_TRUE if result.upstream_reused else _FALSE},'
         f'"error":{_NULL if error is None else _STR(error)},{stable}}}'
     )
