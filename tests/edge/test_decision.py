@@ -623,6 +623,28 @@ def test_rules_reading_only_connection_facts_are_run_once_per_connection_verdict
                 assert decision.origin.port == (8443 if origin_rules else 80)
 
 
+
+def test_a_connection_with_a_rule_context_is_freed_without_the_cyclic_collector() -> None:
+    # The rule context is kept in the connection's state; nothing in it may refer back to the
+    # connection (its TLS object would wait for a cyclic collection).
+    import gc
+
+    def live() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, ConnectionInfo))
+
+    d = decider(_rules_state(1, 'ip.src in {192.0.2.0/24} and http.request.uri.path eq "/x"'))
+    gc.collect()
+    gc.disable()
+    try:
+        before = live()
+        c = conn(None, tls=False)
+        assert status(decide(d, c, get("a.w.test", "/x"))[0]) == 403
+        assert "_rules_memo" in c.state and live() == before + 1
+        del c
+        assert live() == before
+    finally:
+        gc.enable()
+
 # --- origin rules ----------------------------------------------------------------------------------
 
 

@@ -143,12 +143,17 @@ class RequestRecord:
 
 class _RequestView:
     """The values of one request, computed on demand for the lazy rule context (one per
-    connection, plan, verdict and hostname: `head` is the request being decided)."""
+    connection, plan, verdict and hostname: `head` is the request being decided).
 
-    __slots__ = ("auth", "conn", "head", "host")
+    It copies the connection facts it needs rather than holding the `ConnectionInfo`: it is
+    kept in the connection's own state, and a reference back would make a cycle that keeps a
+    closed connection (and its TLS object) alive until the cyclic garbage collector runs."""
+
+    __slots__ = ("auth", "head", "host", "peer_ip", "tls")
 
     def __init__(self, conn: ConnectionInfo, head: RequestHead, host: str, auth: ClientAuth) -> None:
-        self.conn = conn
+        self.peer_ip = conn.peer_ip
+        self.tls = conn.tls
         self.head = head
         self.host = host
         self.auth = auth
@@ -199,18 +204,15 @@ def _headers(v: _RequestView) -> dict[str, list[str]]:
 
 
 def _ip(v: _RequestView) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    cached = v.conn.state.get("ip")
-    if cached is None:
-        try:
-            cached = v.conn.state["ip"] = ipaddress.ip_address(v.conn.peer_ip.partition("%")[0])
-        except ValueError:
-            return None  # a Unix socket or something stranger: missing, every comparison false
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = cached
-    return ip
+    # (a connection field: read once per connection, verdict, hostname and plan)
+    try:
+        return ipaddress.ip_address(v.peer_ip.partition("%")[0])
+    except ValueError:
+        return None  # a Unix socket or something stranger: missing, every comparison false
 
 
 def _full_uri(v: _RequestView) -> str:
-    return ("https://" if v.conn.tls else "http://") + v.host + _text(v.head.target)
+    return ("https://" if v.tls else "http://") + v.host + _text(v.head.target)
 
 
 def _client_auth(attribute: str) -> Callable[[_RequestView], object]:
@@ -233,7 +235,7 @@ _GETTERS: Final[dict[str, Callable[[_RequestView], object]]] = {
     "http.cookie": _cookie,
     "http.request.headers": _headers,
     "ip.src": _ip,
-    "ssl": lambda v: v.conn.tls,
+    "ssl": lambda v: v.tls,
 }
 for _name in EDGE_SCHEME.field_types:
     if _name.startswith(CLIENT_AUTH_PREFIX):
@@ -578,7 +580,7 @@ class Decider:
 
 def _connection_values(ctx: ExecutionContext, plan: _HostPlan) -> dict[str, object]:
     """Fetch the connection fields the plan's rules read, as the rules would (the getters of
-    these fields have no effect but caching). A field whose getter raises, or whose value the
+    these fields have no effects). A field whose getter raises, or whose value the
     scheme refuses, is left out: a rule reading it fails when and as it did without this."""
     for name in plan.connection_fields:
         try:
