@@ -96,6 +96,15 @@ def _tree_state() -> str:
     )
 
 
+def _edge_build(src: Path) -> str:
+    """What ``certgate edge`` logs about its build (compiled with mypyc or not) when run from ``src``."""
+    path = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    code = "from certgate.edge.compiled import describe; print(describe())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return done.stdout.strip() or f"unknown ({done.stderr.strip().splitlines()[-1:]})"
+
+
 def _environment() -> dict[str, str]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -480,6 +489,10 @@ def main() -> int:
             started.append(quiet)
             targets.append(quiet)
         names = [t.name for t in targets]
+        builds = {"certgate": _edge_build(Path(__file__).resolve().parents[2] / "src")}
+        for spec in args.candidate:
+            name, _, tree = spec.partition("=")
+            builds[name] = _edge_build(Path(tree).resolve())
 
         checks = functional_check(targets, files)
         memory: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in targets[:2]}
@@ -528,6 +541,7 @@ def main() -> int:
         f"wrk on core {GENERATOR_CORE}; "
         f"{args.rounds} rounds {X} {args.duration:g} s per run, -c{args.connections}, order alternating |",
         f"| access-log lines written | {', '.join(f'{k}: {v:,}' for k, v in log_lines.items())} |",
+        f"| edge builds | {'; '.join(f'{k}: {v}' for k, v in builds.items())} |",
         "\n**Same job** (each case on a new connection):\n",
         f"| case | {' | '.join(names)} |\n|---|{'---|' * len(names)}",
         *[f"| {' | '.join(r)} |" for r in checks],
