@@ -523,24 +523,32 @@ class Decider:
 
         matched: tuple[int, ...] = ()
         if plan.waf is not None or plan.origin is not None:
+            result: _RuleResult | None = None
             rules: _ConnectionRules | None = cstate.get(_RULES_MEMO)
             if rules is not None and rules.plan is plan and rules.auth is auth and rules.host == host:
                 result = rules.result
                 if result is None:
                     rules.view.head = head
                     rules.ctx.reset(rules.known)
-            else:
+                ctx = rules.ctx
+            elif rules is not None or _RULES_MEMO in cstate:
                 rules = _ConnectionRules(plan, auth, host, _RequestView(conn, head, host, auth))
                 cstate[_RULES_MEMO] = rules
-                result = None
+                ctx = rules.ctx
+            else:
+                # The connection's first decision: a context for this request only (a connection
+                # that carries one request would gain nothing from keeping one); the next
+                # request makes the connection's.
+                cstate[_RULES_MEMO] = None
+                ctx = EDGE_SCHEME.context(_RequestView(conn, head, host, auth).get)
             if result is None:
                 try:
-                    result = _evaluate(plan, rules.ctx)
+                    result = _evaluate(plan, ctx)
                 except Exception as exc:  # a rule that raises must not let the request through
                     record.outcome = "rule_error"
                     record.error = f"rule evaluation failed: {type(exc).__name__}: {exc}"
                     return self._respond(500, record, head, on_done)
-                if plan.connection_only:
+                if rules is not None and plan.connection_only:
                     rules.result = result
             deny, monitored, matched = result
             if deny >= 0:
