@@ -253,11 +253,11 @@ _RequestScan = tuple[
     int,
     bytes | None,
     frozenset[bytes] | None,
-    list[bytes],
+    tuple[bytes, ...],
 ]
 """(field block, headers, Host, Host count, Content-Length, its count, Transfer-Encoding, its
 count, Expect, Connection tokens naming more hop-by-hop fields or None without Connection, the
-block's field lines: never changed once in a scan)."""
+block's field lines)."""
 
 
 _REQUEST_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
@@ -290,12 +290,12 @@ def _split_field(line: bytes) -> tuple[bytes, bytes]:
 
 
 def _scan_request_fields(
-    block: bytes, lines: list[bytes], prev: _RequestScan | None = None
+    block: bytes, lines: tuple[bytes, ...], prev: _RequestScan | None = None
 ) -> tuple[_RequestScan, bool]:
     """Split a request head's field block (strict llhttp accepted it: each line is ``name:``,
     optional whitespace, the value, CRLF) and pick out the fields that decide framing.
 
-    `lines` is ``block.split(CRLF)`` without the empty last item. `prev` is the scan of the
+    `lines` is ``block.split(CRLF)`` without the empty last item, as a tuple. `prev` is the scan of the
     connection's previous block: when it has as many lines, each line equal to the line at the
     same position there takes that field (one bytes compare, no hashing), and the framing fields
     are taken over too unless a line that changed is or was one of them. This is the browser
@@ -631,7 +631,8 @@ class RequestReader:
                 if len(lines) > self._max_count:
                     raise self._stop(431, "http.too_many_headers")
                 try:
-                    scan, seen = _scan_request_fields(block, lines, scan)
+                    # (a tuple: the cyclic collector stops tracking it, and connections keep it)
+                    scan, seen = _scan_request_fields(block, tuple(lines), scan)
                 except _Stop as stop:
                     raise self._stop(400, str(stop)) from None
                 # Shared once every line of it was seen before: a block with a line never seen
