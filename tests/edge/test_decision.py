@@ -628,6 +628,35 @@ def test_rules_reading_only_connection_facts_are_run_once_per_connection_verdict
                 assert decision.origin.port == (8443 if origin_rules else 80)
 
 
+def test_first_requests_of_connections_with_the_same_facts_share_one_judgement() -> None:
+    d = decider(_rules_state(1, 'http.host eq "a.w.test" and ip.src in {192.0.2.0/24}'))
+
+    def first_request(peer: str, host: str, tls: bool = False) -> int | str:
+        c = conn(host if tls else None, tls=tls)
+        c.peer_ip = peer
+        return status(decide(d, c, get(host))[0])
+
+    cases = [
+        ("192.0.2.7", "a.w.test", 403),
+        ("198.51.100.1", "a.w.test", "forward"),
+        ("192.0.2.7", "b.w.test", "forward"),
+        ("192.0.2.7", "a.w.test", 403),  # judged already
+        ("198.51.100.1", "a.w.test", "forward"),  # judged already
+        ("192.0.2.8", "a.w.test", 403),  # another address: judged again
+    ]
+    assert [first_request(peer, host) for peer, host, _ in cases] == [x for _, _, x in cases]
+    host_state = d.state.host("a.w.test") if d.state is not None else None
+    assert host_state is not None
+    assert len(d._plan(host_state).results) == 4  # (the address is in the key: a rule reads it)
+    d.set_state(_rules_state(2, 'ssl and http.host eq "a.w.test"'))
+    statuses = [
+        first_request(p, "a.w.test", tls) for p, tls in [("1::1", True), ("1::2", True), ("1::1", False)]
+    ]
+    assert statuses == [403, 403, "forward"]
+    host_state = d.state.host("a.w.test") if d.state is not None else None
+    assert host_state is not None
+    assert len(d._plan(host_state).results) == 2  # (TLS or not; the address is not read)
+
 
 def test_a_connection_with_a_rule_context_is_freed_without_the_cyclic_collector() -> None:
     # The rule context is kept in the connection's state; nothing in it may refer back to the
@@ -650,6 +679,7 @@ def test_a_connection_with_a_rule_context_is_freed_without_the_cyclic_collector(
         assert live() == before
     finally:
         gc.enable()
+
 
 # --- origin rules ----------------------------------------------------------------------------------
 

@@ -251,6 +251,11 @@ def field_getters() -> Mapping[str, Callable[..., object]]:
 # Per-host plans (built on first use per state, reused across states by content)
 
 
+_RuleResult = tuple[int, tuple[int, ...], tuple[int, ...]]
+"""(index of the deny rule that matched or -1, ids of the monitor rules that matched before it,
+indexes of the origin rules that matched: none after a deny)."""
+
+
 @dataclass(slots=True, eq=False)
 class _HostPlan:
     host: HostState
@@ -268,9 +273,14 @@ class _HostPlan:
     """Every rule of the host reads only such fields: their outcome is one per connection,
     verdict and hostname (the rule language has no clock and no randomness)."""
     targets: dict[tuple[str, bool, tuple[int, ...]], OriginTarget] = field(default_factory=dict)
+    results: dict[tuple[int, str, str, bool], tuple[ClientAuth, _RuleResult]] = field(default_factory=dict)
+    """With `connection_only` rules: (verdict id, hostname, client address if a rule reads
+    ``ip.src``, TLS if one reads ``ssl``) → (the verdict, the result): what a connection's
+    first request finds already judged by another connection with the same facts."""
 
 
 _MAX_TARGETS_PER_HOST: Final = 256  # wildcard hosts see many names; keep the cache bounded
+_MAX_SHARED_RESULTS: Final = 1024
 
 _CONNECTION_FIELDS: Final = frozenset(
     {"http.host", "ip.src", "ssl", *(n for n in EDGE_SCHEME.field_types if n.startswith(CLIENT_AUTH_PREFIX))}
@@ -280,11 +290,6 @@ hostname (the key of a connection's `_RulesMemo`), never on the rest of the requ
 
 _RULES_MEMO: Final = "_rules_memo"
 """Key in `ConnectionInfo.state`: the `_ConnectionRules` of the connection's last request."""
-
-_RuleResult = tuple[int, tuple[int, ...], tuple[int, ...]]
-"""(index of the deny rule that matched or -1, ids of the monitor rules that matched before it,
-indexes of the origin rules that matched: none after a deny)."""
-
 
 class _ConnectionRules:
     """A connection's rule context, valid while the plan (a new snapshot makes new plans), the
@@ -524,6 +529,7 @@ class Decider:
         matched: tuple[int, ...] = ()
         if plan.waf is not None or plan.origin is not None:
             result: _RuleResult | None = None
+            shared_key: tuple[int, str, str, bool] | None = None
             rules: _ConnectionRules | None = cstate.get(_RULES_MEMO)
             if rules is not None and rules.plan is plan and rules.auth is auth and rules.host == host:
                 result = rules.result
@@ -538,10 +544,23 @@ class Decider:
             else:
                 # The connection's first decision: a context for this request only (a connection
                 # that carries one request would gain nothing from keeping one); the next
-                # request makes the connection's.
+                # request makes the connection's. Rules that read only connection facts may
+                # have judged the same facts on another connection already.
                 cstate[_RULES_MEMO] = None
-                ctx = EDGE_SCHEME.context(_RequestView(conn, head, host, auth).get)
+                ctx = None
+                if plan.connection_only:
+                    shared_key = (
+                        id(auth),
+                        host,
+                        conn.peer_ip if "ip.src" in plan.connection_fields else "",
+                        conn.tls and "ssl" in plan.connection_fields,
+                    )
+                    shared = plan.results.get(shared_key)
+                    if shared is not None and shared[0] is auth:
+                        result = shared[1]
             if result is None:
+                if ctx is None:
+                    ctx = EDGE_SCHEME.context(_RequestView(conn, head, host, auth).get)
                 try:
                     result = _evaluate(plan, ctx)
                 except Exception as exc:  # a rule that raises must not let the request through
@@ -550,6 +569,10 @@ class Decider:
                     return self._respond(500, record, head, on_done)
                 if rules is not None and plan.connection_only:
                     rules.result = result
+                elif shared_key is not None:
+                    if len(plan.results) >= _MAX_SHARED_RESULTS:
+                        plan.results.clear()
+                    plan.results[shared_key] = (auth, result)  # (keeps `auth` alive: its id stays its own)
             deny, monitored, matched = result
             if deny >= 0:
                 record.monitored = monitored
