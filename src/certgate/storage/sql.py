@@ -853,16 +853,20 @@ class SQLTransaction:
                 raise
             return self
         try:
-            self._open()
-            try:
-                self._begin()
-            except BaseException as exc:
-                self._finish(exc)
-                raise
+            self._open_and_begin()
         except BaseException:
             guard.release()
             raise
         return self
+
+    def _open_and_begin(self) -> None:
+        """Take a connection and begin the transaction; on failure give the connection back."""
+        self._open()
+        try:
+            self._begin()
+        except BaseException as exc:
+            self._finish(exc)
+            raise
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if self._batch is not None:
@@ -902,12 +906,7 @@ class SQLTransaction:
         batch = writers.batch
         if batch is None:  # the first unit: begin the transaction the batch shares
             try:
-                self._open()
-                try:
-                    self._begin()
-                except BaseException as exc:
-                    self._finish(exc)
-                    raise
+                self._open_and_begin()
             except BaseException:
                 writers.lock.release()
                 raise
