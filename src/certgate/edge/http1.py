@@ -266,7 +266,9 @@ _SCAN_CACHE: Final[dict[bytes, _RequestScan]] = {}
 _SCAN_CACHE_SIZE: Final = 512
 _SCAN_CACHE_MAX_BLOCK: Final = 2048
 _AUTHORITIES: Final[dict[bytes, tuple[str, int | None]]] = {}
-"""Host value → (host, port) for well-formed ones (bounded like `_SCAN_CACHE`)."""
+"""Host value → (host, port) for well-formed ones (bounded like `_SCAN_CACHE`; short values only:
+a DNS name has at most 253 bytes, and a Host value may otherwise be up to `max_head_bytes`)."""
+_AUTHORITY_CACHE_MAX: Final = 300
 
 
 _FIELD_CACHE: Final[dict[bytes, tuple[bytes, bytes]]] = {}
@@ -412,6 +414,8 @@ class RequestReader:
     Content-Length body ends a known number of bytes after its head; a bodiless request ends with
     its head. The next head starts where the previous message ended (llhttp skips CRLFs before a
     request line, and so does the slicing). A typical request is one piece: one ``feed_data``.
+    Inside a Content-Length body nothing ends at a CRLFCRLF, so no piece is cut there (a body
+    of blank lines would otherwise cost one ``feed_data`` and one event per two bytes).
 
     Limits: an incomplete head is kept (from its first byte) across chunks and refused with 431
     as soon as it exceeds ``max_head_bytes``; a complete one is measured exactly. Trailers are
@@ -520,7 +524,8 @@ class RequestReader:
                     cuts = []
                 cuts.append(i + 4 - len(tail))
                 i = probe.find(_HEAD_END, i + 1)
-        i = data.find(_HEAD_END)
+        body_left = self._body_end - pos  # > 0: the rest of a Content-Length body comes first
+        i = data.find(_HEAD_END, body_left - 3) if body_left > 3 else data.find(_HEAD_END)
         if i >= 0 and (i + 4 != size or cuts is not None):
             if cuts is None:
                 cuts = []
@@ -534,7 +539,8 @@ class RequestReader:
             else:
                 start = 0
                 for end in cuts:
-                    if end > start and end < size:
+                    # (no head or chunked body ends inside a Content-Length body: no cut there)
+                    if end > start and end < size and pos + end >= self._body_end:
                         self._feed_piece(self._parser, data[start:end], pos + start, end - start)
                         start = end
                         if self._dead:
@@ -739,9 +745,10 @@ class RequestReader:
                     raise self._stop(400, "http.host", "malformed Host")
                 hostname, port = parsed
                 self._authority_cache = (authority, hostname, port)
-                if len(_AUTHORITIES) >= _SCAN_CACHE_SIZE:
-                    _AUTHORITIES.clear()
-                _AUTHORITIES[authority] = parsed
+                if len(authority) <= _AUTHORITY_CACHE_MAX:
+                    if len(_AUTHORITIES) >= _SCAN_CACHE_SIZE:
+                        _AUTHORITIES.clear()
+                    _AUTHORITIES[authority] = parsed
 
         head = RequestHead(
             method,
