@@ -233,6 +233,20 @@ def test_blank_lines_inside_a_content_length_body_do_not_split_it() -> None:
     assert events[0].data == data[10:] and heads(events)[0].target == b"/next"  # type: ignore[union-attr]
 
 
+def test_blank_lines_inside_a_chunk_are_one_body_event_per_read() -> None:
+    # Inside a chunked body the reader must still cut after every CRLFCRLF (one may end the
+    # body), but the pieces of one read are one event: a chunk of CRLFs must not become one
+    # event, and one chunk to the origin (7 bytes for 2), per two bytes.
+    data = b"\r\n" * 4096
+    reader = RequestReader()
+    events = reader.feed(b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+    events += reader.feed(b"%x\r\n%s\r\n" % (len(data), data))
+    events += reader.feed(b"3\r\n\r\n\r\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    kinds = [type(e) for e in events]
+    assert kinds == [RequestHead, BodyChunk, BodyChunk, MessageEnd, RequestHead, MessageEnd]
+    assert body(events) == data + b"\r\n\r"
+
+
 def test_the_reader_keeps_no_reference_to_a_fed_chunk() -> None:
     import sys
 

@@ -537,15 +537,19 @@ class RequestReader:
             if cuts is None:
                 self._feed_piece(parser, data, pos, size)
             else:
-                start = 0
-                for end in cuts:
-                    # (no head or chunked body ends inside a Content-Length body: no cut there)
-                    if end > start and end < size and pos + end >= self._body_end:
-                        self._feed_piece(self._parser, data[start:end], pos + start, end - start)
-                        start = end
-                        if self._dead:
-                            return
-                self._feed_piece(self._parser, data[start:] if start else data, pos + start, size - start)
+                try:
+                    start = 0
+                    for end in cuts:
+                        # (no head or chunked body ends inside a Content-Length body: no cut there)
+                        if end > start and end < size and pos + end >= self._body_end:
+                            self._feed_piece(self._parser, data[start:end], pos + start, end - start)
+                            start = end
+                            if self._dead:
+                                return
+                    self._feed_piece(self._parser, data[start:] if start else data, pos + start, size - start)
+                finally:
+                    if len(self._events) > 2:
+                        _join_bodies(self._events)
         except httptools.HttpParserError as exc:
             self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
             return
@@ -815,6 +819,26 @@ class RequestReader:
                     if self._no_body_bytes + self._piece_len > self._max_head:
                         raise self._stop(431, "http.trailers_too_large")
         self._events.append(MESSAGE_END)
+
+
+def _join_bodies(events: list[RequestEvent]) -> None:
+    """Adjacent body events of one read become one, in place (the pieces of a chunked body cut
+    at its blank lines: a chunk of CRLFs would otherwise be one event, and one chunk to the
+    origin, per two bytes)."""
+    out: list[RequestEvent] = []
+    run: list[bytes] = []
+    for ev in events:
+        if isinstance(ev, BodyChunk):
+            run.append(ev.data)
+            continue
+        if run:
+            out.append(BodyChunk(b"".join(run)))
+            run = []
+        out.append(ev)
+    if run:
+        out.append(BodyChunk(b"".join(run)))
+    if len(out) != len(events):
+        events[:] = out
 
 
 class _NoCallbacks:
