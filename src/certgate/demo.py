@@ -39,17 +39,20 @@ async def origin_app(scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         more = message.get("more_body", False)
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    body = json.dumps(
-        {
-            "origin": "certgate demo origin",
-            "method": scope["method"],
-            "path": scope["path"],
-            "client_cert_status": headers.get("client-cert-status"),
-            "client_cert": headers.get("client-cert"),
-            "headers": headers,
-        },
-        indent=2,
-    ).encode() + b"\n"
+    body = (
+        json.dumps(
+            {
+                "origin": "certgate demo origin",
+                "method": scope["method"],
+                "path": scope["path"],
+                "client_cert_status": headers.get("client-cert-status"),
+                "client_cert": headers.get("client-cert"),
+                "headers": headers,
+            },
+            indent=2,
+        ).encode()
+        + b"\n"
+    )
     await send(
         {
             "type": "http.response.start",

@@ -17,9 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="certgate",
         description="Self-hostable mTLS client-certificate edge with an ESA-compatible control plane.",
     )
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
-    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for module in (up, admin, serve, edge, resources):
         module.register(sub)
     return parser

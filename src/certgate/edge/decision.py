@@ -291,6 +291,7 @@ hostname (the key of a connection's `_RulesMemo`), never on the rest of the requ
 _RULES_MEMO: Final = "_rules_memo"
 """Key in `ConnectionInfo.state`: the `_ConnectionRules` of the connection's last request."""
 
+
 class _ConnectionRules:
     """A connection's rule context, valid while the plan (a new snapshot makes new plans), the
     verdict and the hostname are the same: the values of the connection fields the rules read

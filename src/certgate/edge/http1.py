@@ -1096,6 +1096,8 @@ def _scan_response_fields(fields: bytes) -> _ResponseScan:
     else:
         end_to_end = fields
     return fields, end_to_end, content_length, te, _NO_TOKENS if tokens is None else _hop_tokens(tokens)
+
+
 # Strict llhttp guarantees ``name:`` at the start of a CRLF-terminated line; matched on
 # b"\n" + the lowercased block, so the literal "\n" prefix keeps the scan fast.
 _HOP_LINE: Final = re.compile(
