@@ -415,7 +415,9 @@ class RequestReader:
     its head. The next head starts where the previous message ended (llhttp skips CRLFs before a
     request line, and so does the slicing). A typical request is one piece: one ``feed_data``.
     Inside a Content-Length body nothing ends at a CRLFCRLF, so no piece is cut there (a body
-    of blank lines would otherwise cost one ``feed_data`` and one event per two bytes).
+    of blank lines would otherwise cost one ``feed_data`` and one event per two bytes); nor
+    inside a chunked body before its trailer section, which `_ChunkScan` finds by following the
+    chunk sizes.
 
     Limits: an incomplete head is kept (from its first byte) across chunks and refused with 431
     as soon as it exceeds ``max_head_bytes``; a complete one is measured exactly. Trailers are
@@ -429,9 +431,11 @@ class RequestReader:
         "_authority_cache",
         "_body_end",
         "_carry",
+        "_chunk_scan",
         "_chunked_body",
         "_data",
         "_dead",
+        "_ended_in_piece",
         "_events",
         "_head_start",
         "_in_head",
@@ -471,6 +475,8 @@ class RequestReader:
         self._carry = b""  # the current head's bytes from earlier chunks
         self._tail = b""  # the last bytes fed (up to 3): a CRLFCRLF may straddle two chunks
         self._chunked_body = False
+        self._chunk_scan: _ChunkScan | None = None  # follows the chunk sizes of a chunked body
+        self._ended_in_piece = False  # a message taken to end at the piece's end ended in it
         self._piece_in_body = False
         self._piece_len = 0
         self._piece_body = 0
@@ -513,39 +519,45 @@ class RequestReader:
         parser = self._parser
         pos = self._pos
         size = len(data)
-        # Piece ends: right after every CRLFCRLF (overlapping ones too), and the chunk's end.
-        cuts: list[int] | None = None
+        # Piece ends: right after every CRLFCRLF (overlapping ones too) where a message may end,
+        # and the chunk's end.
+        straddle: list[int] = []
         tail = self._tail
         if tail and (data[0] == 13 or data[0] == 10):  # (only then can one straddle the chunks)
             probe = tail + data[:3]
             i = probe.find(_HEAD_END)
             while i >= 0:  # only ones straddling the two chunks fit in the probe
-                if cuts is None:
-                    cuts = []
-                cuts.append(i + 4 - len(tail))
+                straddle.append(i + 4 - len(tail))
                 i = probe.find(_HEAD_END, i + 1)
-        body_left = self._body_end - pos  # > 0: the rest of a Content-Length body comes first
-        i = data.find(_HEAD_END, body_left - 3) if body_left > 3 else data.find(_HEAD_END)
-        if i >= 0 and (i + 4 != size or cuts is not None):
-            if cuts is None:
-                cuts = []
-            while i >= 0:
-                cuts.append(i + 4)
-                i = data.find(_HEAD_END, i + 1)
+        skip = self._may_end(data, pos, 0)  # inside a body: where to start looking
+        i = data.find(_HEAD_END, skip) if skip > 0 else data.find(_HEAD_END)
         self._tail = data[-3:] if size >= 3 else (tail + data)[-3:]
         try:
-            if cuts is None:
+            if not straddle and (i < 0 or i + 4 == size):
                 self._feed_piece(parser, data, pos, size)
             else:
                 try:
                     start = 0
-                    for end in cuts:
-                        # (no head or chunked body ends inside a Content-Length body: no cut there)
-                        if end > start and end < size and pos + end >= self._body_end:
+                    for end in straddle:
+                        if end > start and end < size and self._may_end(data, pos, end) < 0:
                             self._feed_piece(self._parser, data[start:end], pos + start, end - start)
                             start = end
                             if self._dead:
                                 return
+                    while i >= 0:
+                        end = i + 4
+                        if end >= size:
+                            break
+                        resume = self._may_end(data, pos, end)
+                        if resume >= 0:  # no message ends here: skip to where one may
+                            i = data.find(_HEAD_END, max(i + 1, resume))
+                            continue
+                        if end > start:
+                            self._feed_piece(self._parser, data[start:end], pos + start, end - start)
+                            start = end
+                            if self._dead:
+                                return
+                        i = data.find(_HEAD_END, i + 1)
                     self._feed_piece(self._parser, data[start:] if start else data, pos + start, size - start)
                 finally:
                     if len(self._events) > 2:
@@ -553,6 +565,8 @@ class RequestReader:
         except httptools.HttpParserError as exc:
             self._fail(self._reject or RequestError(400, _llhttp_reason(exc), str(exc)))
             return
+        if self._chunk_scan is not None:
+            self._chunk_scan.cuts_from(data, pos)  # follow the sizes to the end of this read
         self._pos = pos + size
         if self._in_head and not self._dead:
             # Keep the incomplete head (bounded: llhttp no longer buffers anything of it).
@@ -561,12 +575,27 @@ class RequestReader:
             if len(self._carry) > self._max_head:
                 self._fail(RequestError(431, "http.head_too_large"))
 
+    def _may_end(self, data: bytes, pos: int, end: int) -> int:
+        """-1 if a message may end at ``data[:end]`` (``data`` is the read at stream offset
+        ``pos``); else the index in ``data`` from which to look for the next CRLFCRLF. Nothing
+        ends inside a Content-Length body, nor inside a chunked body before its trailer section
+        (`_ChunkScan`)."""
+        if pos + end < self._body_end:
+            return self._body_end - pos - 4
+        scan = self._chunk_scan
+        if scan is not None:
+            allowed = scan.cuts_from(data, pos)
+            if pos + end < allowed:
+                return allowed - pos - 4
+        return -1
+
     def _feed_piece(self, parser: httptools.HttpRequestParser, piece: bytes, at: int, n: int) -> None:
         self._piece_end = at + n
         self._piece_len = n
         self._piece_body = 0
         in_body = self._piece_in_body = self._chunked_body
         while True:
+            self._ended_in_piece = False
             try:
                 parser.feed_data(piece)
                 break
@@ -599,6 +628,10 @@ class RequestReader:
     # --- httptools callbacks (deliberately no on_header: see the class docstring) -------------
 
     def on_message_begin(self) -> None:
+        if self._ended_in_piece:
+            # The last message was taken to end where the piece ends, yet this one begins in the
+            # same piece: the pieces were cut wrong. Never guess where this head starts.
+            raise self._stop(400, "http.framing.chunk")
         self._in_head = True
         # Only CRLFs (skipped by llhttp) can lie between the last message and this one.
         self._head_start = self._msg_end if self._msg_end >= self._pos else self._pos
@@ -772,6 +805,7 @@ class RequestReader:
         self._body_end = self._piece_end + content_length if content_length is not None else -1
         if chunked:
             self._chunked_body = True
+            self._chunk_scan = _ChunkScan(self._piece_end)
             self._no_body_bytes = 0
         self._events.append(head)
 
@@ -813,12 +847,87 @@ class RequestReader:
         else:
             # Bodiless, or chunked: either way it ends where this piece ends.
             self._msg_end = self._piece_end
+            self._ended_in_piece = True
             if self._chunked_body:
                 self._chunked_body = False
+                self._chunk_scan = None
                 if self._piece_in_body and not self._piece_body:
                     if self._no_body_bytes + self._piece_len > self._max_head:
                         raise self._stop(431, "http.trailers_too_large")
         self._events.append(MESSAGE_END)
+
+
+_CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}(?![0-9A-Fa-f])")
+_NO_CUTS: Final = 1 << 62
+
+
+class _ChunkScan:
+    """Follows a chunked body's chunk sizes, skipping chunk data arithmetically, to find where
+    its trailer section starts: a chunked body can end only there, so the reader need not cut a
+    piece at every CRLFCRLF inside chunk data (1 MiB of CRLFs would be 500,000 pieces).
+
+    It reads only the size at the start of each chunk-size line and that line's LF (extensions
+    are skipped); strict llhttp validates all of the framing. On a line it does not understand it
+    gives up and allows every cut again, as without it; and should a message still end inside a
+    piece, the reader fails the request (``on_message_begin``) rather than guess where the next
+    head starts.
+    """
+
+    __slots__ = ("_at", "_from", "_in_line", "_left", "_line")
+
+    def __init__(self, start: int) -> None:
+        self._at = start  # stream offset of the next byte to read
+        self._in_line = True  # at (or inside) a chunk-size line; else inside data + its CRLF
+        self._left = 0  # bytes left of the chunk data and its CRLF
+        self._line = b""  # the start of a chunk-size line split across reads (at most 32 bytes)
+        self._from = _NO_CUTS  # cuts at or after this stream offset may end the body
+
+    def cuts_from(self, data: bytes, pos: int) -> int:
+        """Read ``data`` (the read at stream offset ``pos``) to its end; the stream offset from
+        which a cut (the end of a CRLFCRLF) may end the body."""
+        if self._from != _NO_CUTS:
+            return self._from
+        end = pos + len(data)
+        at = self._at
+        if at < pos:  # (bytes this scan never saw: it cannot follow the sizes any more)
+            self._from = -1
+            return -1
+        find, match = data.find, _CHUNK_SIZE.match
+        while at < end:
+            if not self._in_line:
+                step = min(self._left, end - at)
+                at += step
+                self._left -= step
+                if self._left:
+                    break
+                self._in_line = True
+                continue
+            i = at - pos
+            j = find(b"\n", i)
+            if j < 0:  # the line goes on in the next read
+                self._line = (self._line + data[i : i + 32])[:32]
+                at = end
+                break
+            if self._line:
+                line = (self._line + data[i : min(j, i + 32)])[:32]
+                self._line = b""
+                m = _CHUNK_SIZE.match(line)
+            else:
+                m = match(data, i, j)
+            at = pos + j + 1
+            if m is None:  # not a size llhttp accepts: let every cut through
+                self._from = -1
+                break
+            size = int(m.group(), 16)
+            if size == 0:  # the last chunk: "0" CRLF, then trailers and a blank line
+                self._from = at - 2
+                break
+            if at + size + 2 <= end:  # the whole chunk is in this read: on to the next line
+                at += size + 2
+            else:
+                self._in_line, self._left = False, size + 2
+        self._at = at
+        return self._from
 
 
 def _join_bodies(events: list[RequestEvent]) -> None:
