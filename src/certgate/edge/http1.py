@@ -911,7 +911,7 @@ class _ChunkScan:
             if self._line:
                 line = (self._line + data[i : min(j, i + 32)])[:32]
                 self._line = b""
-                m = _CHUNK_SIZE.match(line)
+                m = match(line)
             else:
                 m = match(data, i, j)
             at = pos + j + 1

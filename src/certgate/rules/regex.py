@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from certgate.rules.errors import ErrorKind
+from certgate.rules.matchers import ascii_lower
 
 # The stdlib regex parser; a private module, but its output format has been stable for decades
 # and tests/rules/test_regex.py pins the constructs we rely on.
@@ -322,7 +323,7 @@ class Program:
 
     def enable_literals(self, literals: tuple[str, ...], ignore_case: bool) -> None:
         """Answer with substring tests (see module doc); ``literals`` are ASCII."""
-        self.literals = tuple(ascii_fold(lit) for lit in literals) if ignore_case else literals
+        self.literals = tuple(ascii_lower(lit) for lit in literals) if ignore_case else literals
         self._icase = ignore_case
 
     @property
@@ -405,11 +406,6 @@ def compile_regex(pattern: str, *, max_bytes: int, max_states: int) -> Program:
         steps_per_char = paths * max(1, len(pattern))
         program.enable_fast_path(fast, _FAST_STEP_BUDGET // steps_per_char, _has_dollar(parsed))
     return program
-
-
-def ascii_fold(text: str) -> str:
-    """ASCII letters lowered, everything else kept (``(?i)`` under ``re.ASCII``)."""
-    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
 
 
 def _fixed_strings(items: Any, limit: int) -> list[str] | None:
