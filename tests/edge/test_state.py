@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certgate.edge import _openssl
+from certgate.edge import tls
 from certgate.edge.state import EdgeState, HostState
-from certgate.edge.tls import SNIRouter, TLSContextError, TLSContextFactory, TLSSettings, memory_handshake
+from certgate.edge.tls import SNIRouter, TLSContextError, TLSContextFactory, TLSSettings
 from certgate.pki.keys import private_key_to_pem
 from certgate.pki.pem import certificate_to_pem
 from certgate.snapshot.format import (
@@ -134,7 +134,7 @@ def test_every_host_gets_its_context_trust_and_rules(material: Material, factory
     plain = served(state, "x.w.example.com")
     assert plain.hostname == "*.w.example.com" and plain.trust is None and not plain.mtls
     assert state.host("w.example.com") is None and state.host("nope.example.com") is None
-    assert _openssl.verify_mode(a.tls_context) == 1 and _openssl.verify_mode(plain.tls_context) == 0
+    assert tls.verify_mode(a.tls_context) == 1 and tls.verify_mode(plain.tls_context) == 0
     assert state.tls_contexts["a.example.com"] is a.tls_context
 
 
@@ -195,9 +195,9 @@ def test_trust_change_builds_a_new_context_with_new_ca_names(
     a = served(second, "a.example.com")
     assert a.tls_context is not first.hosts["a.example.com"].tls_context
     assert a.trust is first.hosts["c.example.com"].trust  # same anchors as c had: same trust set
-    assert len(_openssl.client_ca_names(a.tls_context)) == 2
+    assert len(tls.client_ca_names(a.tls_context)) == 2
     b = served(second, "b.example.com")
-    assert b.trust is None and _openssl.verify_mode(b.tls_context) == 0
+    assert b.trust is None and tls.verify_mode(b.tls_context) == 0
 
 
 def test_revoked_serials_are_an_o1_lookup_in_any_hex_spelling(
@@ -276,7 +276,7 @@ def test_unusable_anchors_trust_nothing_and_are_reported(
     assert a.trust is not None and [aid for aid, _ in a.trust.anchors] == ["one"]
     # Still an mTLS hostname: a certificate is requested, and nothing can verify.
     assert b.mtls and b.trust is not None and b.trust.verifier is None and b.trust.ca_names == ()
-    assert _openssl.verify_mode(b.tls_context) == 1 and _openssl.client_ca_names(b.tls_context) == []
+    assert tls.verify_mode(b.tls_context) == 1 and tls.client_ca_names(b.tls_context) == []
 
 
 def test_a_host_whose_certificate_does_not_load_is_not_served(
@@ -310,7 +310,7 @@ class CountingFactory(TLSContextFactory):
 
     def host_context(
         self, certificate: EdgeTLSCertificate, client_ca_names: Sequence[bytes] | None
-    ) -> ssl.SSLContext:
+    ) -> tls.ServerContext:
         self.made += 1
         if any(certificate.chain_pem == pem for pem in self.refuse):
             raise TLSContextError("refused by the test")
@@ -344,7 +344,7 @@ def test_a_context_that_fails_late_is_refused_not_retried(material: Material) ->
     client.check_hostname = False
     client.verify_mode = ssl.CERT_NONE
     with pytest.raises(ssl.SSLError):
-        memory_handshake(router.listening_context, client, "a.example.com")
-    server, _ = memory_handshake(router.listening_context, client, "b.example.com")
+        tls.handshake_once(router.listening_context, client, "a.example.com")
+    server, _ = tls.handshake_once(router.listening_context, client, "b.example.com")
     assert router.server_name(server) == "b.example.com"
     assert factory.made == made  # the failed host was not rebuilt on its next handshake

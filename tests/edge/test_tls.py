@@ -11,9 +11,11 @@ import asyncio
 import datetime as dt
 import os
 import shutil
+import socket
 import ssl
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -24,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certgate.edge import _openssl, tls
+from certgate.edge import _openssl, sockettls, tls
 from certgate.edge.clientauth import ClientAuthenticator
 from certgate.edge.state import EdgeState
 from certgate.edge.tls import (
@@ -33,7 +35,6 @@ from certgate.edge.tls import (
     TLSContextFactory,
     TLSSelfCheckError,
     TLSSettings,
-    memory_handshake,
     peer_certificates,
 )
 from certgate.pki.authority import CertificateAuthority, create_certificate_authority
@@ -229,9 +230,41 @@ def revoked_serial(pki: PKI) -> str:
     return format(pki.clients["revoked"].chain[0].serial_number, "x")
 
 
+@pytest.fixture(params=["socket", "stdlib"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test that takes it (directly or through ``edge``) runs on both TLS engines."""
+    return str(request.param)
+
+
 @pytest.fixture
-def edge(pki: PKI, revoked_serial: str) -> Edge:
-    state = EdgeState.from_snapshot(pki.snapshot(revoked=(revoked_serial,)), now=NOW)
+def factory(engine: str) -> TLSContextFactory:
+    return TLSContextFactory(TLSSettings(engine=engine))  # type: ignore[arg-type]
+
+
+_client_sockets: list[ssl.SSLSocket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_client_sockets() -> Iterator[None]:
+    yield
+    while _client_sockets:
+        _client_sockets.pop().close()
+
+
+def memory_handshake(
+    server_ctx: tls.ServerContext, client_ctx: ssl.SSLContext, server_name: str | None
+) -> tuple[Any, Any]:
+    """A real handshake with either engine: memory BIOs (stdlib) or a socket pair (socket engine)."""
+    if isinstance(server_ctx, ssl.SSLContext):
+        return tls.memory_handshake(server_ctx, client_ctx, server_name)
+    facts, client = sockettls.socketpair_handshake(server_ctx, client_ctx, server_name)
+    _client_sockets.append(client)
+    return facts, client
+
+
+@pytest.fixture
+def edge(pki: PKI, revoked_serial: str, factory: TLSContextFactory) -> Edge:
+    state = EdgeState.from_snapshot(pki.snapshot(revoked=(revoked_serial,)), now=NOW, tls_factory=factory)
     router = SNIRouter(state.tls_factory)
     router.replace(state.tls_contexts)
     return Edge(state, router, ClientAuthenticator())
@@ -361,7 +394,7 @@ def test_unknown_or_absent_sni_gets_the_default_context(
 def test_unknown_sni_can_be_refused_with_an_alert(edge: Edge) -> None:
     router = SNIRouter(edge.state.tls_factory, unknown_sni="alert")
     router.replace(edge.state.tls_contexts)
-    with pytest.raises(ssl.SSLError, match=r"CALLBACK_FAILED|UNRECOGNIZED_NAME"):
+    with pytest.raises(ssl.SSLError, match=r"(?i)callback.failed|unrecognized.name"):
         memory_handshake(router.listening_context, client_context(ssl.TLSVersion.TLSv1_3), "nope.example.org")
     server, _ = memory_handshake(
         router.listening_context, client_context(ssl.TLSVersion.TLSv1_3), "managed.example.com"
@@ -388,31 +421,48 @@ def test_sessions_are_never_resumed(edge: Edge, pki: PKI, version: ssl.TLSVersio
     # A resumed session would carry the first connection's peer certificate into the next one
     # (even onto another hostname, measured before tickets were turned off).
     ctx = client_context(version, pki.clients["valid"])
-    _, first = memory_handshake(edge.router.listening_context, ctx, "managed.example.com")
+    listening = edge.router.listening_context
+    _, first = memory_handshake(listening, ctx, "managed.example.com")
     session = first.session
     assert session is not None
     for host in ("managed.example.com", "plain.example.com"):
+        if isinstance(listening, sockettls.SocketTLSContext):
+            facts, client = sockettls.socketpair_handshake(listening, ctx, host, session=session)
+            _client_sockets.append(client)
+            assert not facts.session_reused
+            assert not client.session_reused
+            continue
         server_in, server_out, client_in, client_out = (ssl.MemoryBIO() for _ in range(4))
-        server = edge.router.listening_context.wrap_bio(server_in, server_out, server_side=True)
-        client = ctx.wrap_bio(client_in, client_out, server_hostname=host, session=session)
+        server = listening.wrap_bio(server_in, server_out, server_side=True)
+        client_obj = ctx.wrap_bio(client_in, client_out, server_hostname=host, session=session)
         for _ in range(6):
-            for side in (client, server):
+            for side in (client_obj, server):
                 try:
                     side.do_handshake()
                 except ssl.SSLWantReadError:
                     pass
                 server_in.write(client_out.read())
                 client_in.write(server_out.read())
-        client.write(b"x")
+        client_obj.write(b"x")
         server_in.write(client_out.read())
         assert server.read(1) == b"x"
-        assert not client.session_reused
+        assert not client_obj.session_reused
         assert not server.session_reused
-    assert not session.has_ticket
+    if isinstance(listening, ssl.SSLContext):
+        assert not session.has_ticket
+    # The socket engine's tickets are stateful and its session cache is off: a client may hold
+    # one (TLS 1.3), and the loop above shows it never resumes anything.
 
 
 def test_contexts_are_hardened(edge: Edge) -> None:
     for ctx in [*edge.state.tls_contexts.values(), edge.router.listening_context]:
+        if isinstance(ctx, sockettls.SocketTLSContext):
+            lib = sockettls.binding().lib
+            options = lib.SSL_CTX_get_options(ctx.pointer)
+            for bit in ("SSL_OP_NO_RENEGOTIATION", "SSL_OP_NO_COMPRESSION", "SSL_OP_NO_TICKET"):
+                assert options & getattr(lib, bit), bit
+            assert lib.SSL_CTX_get_session_cache_mode(ctx.pointer) == lib.SSL_SESS_CACHE_OFF
+            continue
         assert ctx.options & ssl.OP_NO_RENEGOTIATION
         assert ctx.options & ssl.OP_NO_COMPRESSION
         assert ctx.options & ssl.OP_NO_TICKET
@@ -439,8 +489,8 @@ def test_settings_refuse_old_protocols() -> None:
         TLSSettings(minimum_version=ssl.TLSVersion.TLSv1_3, maximum_version=ssl.TLSVersion.TLSv1_2)
 
 
-def test_tls13_only_settings_refuse_tls12_clients(pki: PKI) -> None:
-    factory = TLSContextFactory(TLSSettings(minimum_version=ssl.TLSVersion.TLSv1_3))
+def test_tls13_only_settings_refuse_tls12_clients(pki: PKI, engine: str) -> None:
+    factory = TLSContextFactory(TLSSettings(minimum_version=ssl.TLSVersion.TLSv1_3, engine=engine))  # type: ignore[arg-type]
     router = SNIRouter(factory)
     router.replace(
         {"plain.example.com": factory.host_context(pki.edge_certificates["plain.example.com"], None)}
@@ -459,17 +509,25 @@ def test_client_ca_names_are_exactly_the_hosts_anchors(edge: Edge, pki: PKI) -> 
     managed = pki.managed.certificate.subject.public_bytes()
     custom = pki.custom_root.subject.public_bytes()
     contexts = edge.state.tls_contexts
-    assert _openssl.client_ca_names(contexts["managed.example.com"]) == [managed]
-    assert sorted(_openssl.client_ca_names(contexts["both.example.com"])) == sorted([managed, custom])
-    assert _openssl.client_ca_names(contexts["plain.example.com"]) == []
-    assert _openssl.verify_mode(contexts["managed.example.com"]) == 1  # SSL_VERIFY_PEER only
-    assert _openssl.verify_mode(contexts["plain.example.com"]) == 0
+
+    def names(ctx: tls.ServerContext) -> list[bytes]:
+        if isinstance(ctx, ssl.SSLContext):
+            return _openssl.client_ca_names(ctx)
+        return sockettls.client_ca_names(ctx)
+
+    def mode(ctx: tls.ServerContext) -> int:
+        return _openssl.verify_mode(ctx) if isinstance(ctx, ssl.SSLContext) else ctx.verify_mode
+
+    assert names(contexts["managed.example.com"]) == [managed]
+    assert sorted(names(contexts["both.example.com"])) == sorted([managed, custom])
+    assert names(contexts["plain.example.com"]) == []
+    assert mode(contexts["managed.example.com"]) == 1  # SSL_VERIFY_PEER only
+    assert mode(contexts["plain.example.com"]) == 0
 
 
-def test_broken_key_material_is_a_clear_error(pki: PKI) -> None:
+def test_broken_key_material_is_a_clear_error(pki: PKI, factory: TLSContextFactory) -> None:
     good = pki.edge_certificates["plain.example.com"]
     other = pki.edge_certificates["both.example.com"]
-    factory = TLSContextFactory()
     with pytest.raises(TLSContextError, match="cannot be loaded"):
         factory.host_context(replace(good, key_pem=other.key_pem), None)  # key of another cert
     with pytest.raises(TLSContextError):
@@ -490,10 +548,11 @@ def _edge_temp_files() -> set[str]:
 
 def test_keys_never_stay_on_disk_even_without_memfd(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     before = _edge_temp_files()
-    TLSContextFactory().host_context(pki.edge_certificates["plain.example.com"], None)
+    stdlib = TLSContextFactory(TLSSettings(engine="stdlib"))
+    stdlib.host_context(pki.edge_certificates["plain.example.com"], None)
     monkeypatch.delattr(os, "memfd_create")
-    ctx = TLSContextFactory().host_context(pki.edge_certificates["plain.example.com"], None)
-    assert ctx.cert_store_stats() is not None
+    ctx = stdlib.host_context(pki.edge_certificates["plain.example.com"], None)
+    assert isinstance(ctx, ssl.SSLContext) and ctx.cert_store_stats() is not None
     assert _edge_temp_files() == before
     server, _ = memory_handshake(ctx, client_context(ssl.TLSVersion.TLSv1_3), "plain.example.com")
     assert server.version() == "TLSv1.3"
@@ -510,16 +569,16 @@ def test_context_key_is_content_based(pki: PKI) -> None:
     assert factory.context_key(cert, None) != other.context_key(cert, None)
 
 
-def test_self_check_passes() -> None:
-    tls.self_check()
-    tls.self_check(TLSSettings(minimum_version=ssl.TLSVersion.TLSv1_3))
+def test_self_check_passes(engine: str) -> None:
+    tls.self_check(TLSSettings(engine=engine))  # type: ignore[arg-type]
+    tls.self_check(TLSSettings(minimum_version=ssl.TLSVersion.TLSv1_3, engine=engine))  # type: ignore[arg-type]
 
 
 def test_self_check_fails_loudly_without_the_binding(monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulate a binding that silently does nothing: the stdlib then never asks for a certificate.
     monkeypatch.setattr(_openssl, "configure_client_auth", lambda ctx, **_: None)
     with pytest.raises(TLSSelfCheckError):
-        tls.self_check()
+        tls.self_check(TLSSettings(engine="stdlib"))
 
 
 def test_self_check_fails_when_the_handshake_rejects_untrusted_certificates(
@@ -531,7 +590,7 @@ def test_self_check_fails_when_the_handshake_rejects_untrusted_certificates(
 
     monkeypatch.setattr(_openssl, "configure_client_auth", stdlib_only)
     with pytest.raises(TLSSelfCheckError):
-        tls.self_check()
+        tls.self_check(TLSSettings(engine="stdlib"))
 
 
 def test_layout_check_reads_the_verify_mode_back() -> None:
@@ -573,12 +632,26 @@ def run_on_uvloop(coroutine: Coroutine[Any, Any, None]) -> None:
         runner.run(coroutine)
 
 
-async def _serve(edge: Edge) -> asyncio.Server:
+@asynccontextmanager
+async def _serve(edge: Edge) -> AsyncIterator[int]:
+    """Serve ``StatusEcho`` with the edge's engine on a loopback port; yields the port."""
     loop = asyncio.get_running_loop()
     assert "uvloop" in type(loop).__module__
-    return await loop.create_server(
-        lambda: StatusEcho(edge), "127.0.0.1", 0, ssl=edge.router.listening_context
+    listening = edge.router.listening_context
+    if isinstance(listening, ssl.SSLContext):
+        server = await loop.create_server(lambda: StatusEcho(edge), "127.0.0.1", 0, ssl=listening)
+        async with server:
+            yield server.sockets[0].getsockname()[1]
+        return
+    sock = socket.create_server(("127.0.0.1", 0))
+    tls_server = sockettls.SocketTLSServer(
+        loop, sock, lambda: StatusEcho(edge), listening, handshake_timeout=5, max_intermediates=8
     )
+    tls_server.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        tls_server.close()
 
 
 async def _ask(port: int, host: str, ctx: ssl.SSLContext, times: int = 1) -> list[str]:
@@ -598,9 +671,7 @@ async def _ask(port: int, host: str, ctx: ssl.SSLContext, times: int = 1) -> lis
 
 def test_loopback_matrix_with_uvloop(edge: Edge, pki: PKI) -> None:
     async def scenario() -> None:
-        server = await _serve(edge)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
+        async with _serve(edge) as port:
             for version in VERSIONS:
                 for host, client, expected in MATRIX:
                     ctx = client_context(version, pki.clients[client] if client else None)
@@ -614,9 +685,7 @@ def test_revocation_reaches_an_open_keep_alive_connection(edge: Edge, pki: PKI, 
     valid_serial = format(valid.chain[0].serial_number, "x")
 
     async def scenario() -> None:
-        server = await _serve(edge)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
+        async with _serve(edge) as port:
             ctx = client_context(ssl.TLSVersion.TLSv1_3, valid)
             reader, writer = await asyncio.open_connection(
                 "127.0.0.1", port, ssl=ctx, server_hostname="managed.example.com"
@@ -665,9 +734,7 @@ async def _s_client_certificate_request(port: int, servername: str, version_flag
 
 def test_openssl_client_sees_the_hosts_ca_names(edge: Edge) -> None:
     async def scenario() -> None:
-        server = await _serve(edge)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
+        async with _serve(edge) as port:
             for flag in ("-tls1_2", "-tls1_3"):
                 request = _s_client_certificate_request
                 assert await request(port, "managed.example.com", flag) == ["CN = Managed CA"]

@@ -60,6 +60,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="do not verify https origins' certificates (origins on a private network only)",
     )
+    p.add_argument(
+        "--tls-engine",
+        default="auto",
+        choices=["auto", "socket", "stdlib"],
+        help="socket: TLS on the socket with cryptography's OpenSSL (fastest); stdlib: the ssl module "
+        "on uvloop; auto (default): socket when cryptography's binding has what it needs",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(handler=cmd_edge)
 
@@ -79,6 +86,7 @@ def _token(args: argparse.Namespace) -> str:
 def cmd_edge(args: argparse.Namespace) -> int:
     from certgate.edge.server import run_edge
     from certgate.edge.settings import EdgeSettings
+    from certgate.edge.tls import TLSSettings
 
     settings = EdgeSettings(
         control_plane=args.control_plane,
@@ -90,5 +98,6 @@ def cmd_edge(args: argparse.Namespace) -> int:
         access_log=None if args.access_log == "off" else args.access_log,
         verify_origin_tls=not args.origin_insecure,
         log_level=args.log_level,
+        tls=TLSSettings(engine=args.tls_engine),
     )
     return run_edge(settings)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import ssl
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from certgate.edge.http1 import (
     encode_chunk,
     simple_response,
 )
+from certgate.edge.tls import SSLConnection
 from certgate.edge.upstream import OriginConnection, OriginError, OriginPool, OriginTarget, Watchdog
 
 __all__ = [
@@ -129,7 +129,7 @@ class ConnectionInfo:
     peer_ip: str
     peer_port: int
     tls: bool
-    ssl_object: ssl.SSLObject | None
+    ssl_object: SSLConnection | None
     """The TLS session (None on plain TCP); the owner reads the client certificate from it."""
     sni: str | None
     """The TLS server name if known; None here, to be set by the owner's ``on_connection`` hook."""

@@ -55,6 +55,7 @@ from certgate.edge.proxy import (
     make_protocol_factory,
 )
 from certgate.edge.settings import EdgeSettings
+from certgate.edge.sockettls import SocketTLSServer
 from certgate.edge.state import EdgeState
 from certgate.edge.sync import SnapshotSync
 from certgate.edge.upstream import OriginPool
@@ -167,17 +168,12 @@ class EdgeWorker:
     def _wrap_sni_callback(self) -> None:
         # Counting handshakes that reached the SNI callback (every ClientHello does, SNI or not)
         # against completed ones gives the failed-handshake count, which uvloop does not report.
-        ctx = self.router.listening_context
-        inner: Any = ctx.sni_callback
-        assert inner is not None
         metrics = self.metrics
 
-        def counting(connection: Any, name: Any, context: ssl.SSLContext) -> int | None:
+        def counting() -> None:
             metrics.tls_handshakes_started += 1
-            result: int | None = inner(connection, name, context)
-            return result
 
-        ctx.sni_callback = counting
+        self.router.on_client_hello = counting
 
     def _now(self) -> dt.datetime:
         return self._clock.now() if self._clock is not None else dt.datetime.now(dt.UTC)
@@ -314,7 +310,7 @@ class EdgeWorker:
             metrics=self.metrics,
             transport=self._sync_transport,
         )
-        server: asyncio.Server | None = None
+        server: asyncio.Server | SocketTLSServer | None = None
         metrics_server: asyncio.Server | None = None
         sync_task: asyncio.Task[None] | None = None
         try:
@@ -331,14 +327,27 @@ class EdgeWorker:
                 on_connection=self._on_connection,
                 on_rejected=self._on_rejected,
             )
-            server = await loop.create_server(
-                factory,
-                sock=sock,
-                ssl=self.router.listening_context,
-                backlog=s.backlog,
-                ssl_handshake_timeout=s.ssl_handshake_timeout,
-                ssl_shutdown_timeout=s.ssl_shutdown_timeout,
-            )
+            listening = self.router.listening_context
+            if isinstance(listening, ssl.SSLContext):
+                server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    ssl=listening,
+                    backlog=s.backlog,
+                    ssl_handshake_timeout=s.ssl_handshake_timeout,
+                    ssl_shutdown_timeout=s.ssl_shutdown_timeout,
+                )
+            else:
+                sock.listen(s.backlog)
+                server = SocketTLSServer(
+                    loop,
+                    sock,
+                    factory,
+                    listening,
+                    handshake_timeout=s.ssl_handshake_timeout,
+                    max_intermediates=tls.MAX_CLIENT_INTERMEDIATES,
+                )
+                server.start()
             name = sock.getsockname()
             self.address = (name[0], name[1])
             metrics_at = s.metrics_address(self.worker_id)
@@ -367,7 +376,7 @@ class EdgeWorker:
 
     async def _shutdown(
         self,
-        server: asyncio.Server | None,
+        server: asyncio.Server | SocketTLSServer | None,
         metrics_server: asyncio.Server | None,
         sync_task: asyncio.Task[None] | None,
     ) -> None:
@@ -572,7 +581,9 @@ def run_edge(settings: EdgeSettings, *, clock: Clock | None = None) -> int:
     """
     _configure_logging(settings.log_level)
     tls.self_check(settings.tls)  # fail before binding anything if mTLS cannot work here
-    log.info("certgate edge: %s", describe_build())  # which build runs (README "Install")
+    log.info("certgate edge: %s; %s", describe_build(), tls.describe_engine(settings.tls))
+    if settings.tls.engine == "auto" and settings.tls.resolved_engine() == "stdlib":
+        log.warning("cryptography's OpenSSL binding lacks what the socket TLS engine needs: using stdlib")
     count = settings.worker_count
     host, port = settings.listen_address
     if count == 1:

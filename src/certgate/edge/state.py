@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import ssl
 from collections.abc import Iterator, Mapping
 from typing import Final, Literal
 
@@ -30,7 +29,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from certgate.edge.tls import TLSContextError, TLSContextFactory, client_ca_names_of
+from certgate.edge.tls import ServerContext, TLSContextError, TLSContextFactory, client_ca_names_of
 from certgate.pki.verify import ClientVerifier
 from certgate.rules import EDGE_SCHEME, Filter, RuleError, RuleParseError, compile_filter, parse
 from certgate.snapshot.format import (
@@ -95,10 +94,10 @@ class _ContextSlot:
         self._factory = factory
         self._certificate = certificate
         self._names = names
-        self._context: ssl.SSLContext | None = None
+        self._context: ServerContext | None = None
         self._error: TLSContextError | None = None
 
-    def get(self) -> ssl.SSLContext:
+    def get(self) -> ServerContext:
         context = self._context
         if context is None:
             if self._error is not None:  # never retry a failed build on every handshake
@@ -130,7 +129,7 @@ class HostState:
         return self.policy.mtls
 
     @property
-    def tls_context(self) -> ssl.SSLContext:
+    def tls_context(self) -> ServerContext:
         """This hostname's server context (made now if this is its first use).
 
         Raises ``TLSContextError`` if OpenSSL refuses what ``cryptography`` accepted at build.
@@ -138,7 +137,7 @@ class HostState:
         return self._tls.get()
 
 
-class _LazyContexts(Mapping[str, ssl.SSLContext]):
+class _LazyContexts(Mapping[str, ServerContext]):
     """hostname → context, building each context when it is first looked up."""
 
     __slots__ = ("_hosts",)
@@ -146,7 +145,7 @@ class _LazyContexts(Mapping[str, ssl.SSLContext]):
     def __init__(self, hosts: Mapping[str, HostState]) -> None:
         self._hosts = hosts
 
-    def __getitem__(self, name: str) -> ssl.SSLContext:
+    def __getitem__(self, name: str) -> ServerContext:
         return self._hosts[name].tls_context
 
     def __iter__(self) -> Iterator[str]:
@@ -185,7 +184,7 @@ class EdgeState:
         return self.snapshot.version
 
     @property
-    def tls_contexts(self) -> Mapping[str, ssl.SSLContext]:
+    def tls_contexts(self) -> Mapping[str, ServerContext]:
         """hostname → server context, for ``SNIRouter.replace``; contexts are made on lookup."""
         return _LazyContexts(self.hosts)
 

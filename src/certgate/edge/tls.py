@@ -27,7 +27,7 @@ import os
 import ssl
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -36,14 +36,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certgate.edge import _openssl
+from certgate.edge import _openssl, sockettls
 from certgate.errors import CertGateError
 from certgate.snapshot.format import EdgeTLSCertificate, HostPolicy
 
 #: A client may send any number of certificates; we keep at most this many intermediates.
 MAX_CLIENT_INTERMEDIATES: Final = 8
 
-SSLConnection = ssl.SSLObject | ssl.SSLSocket
+SSLConnection = ssl.SSLObject | ssl.SSLSocket | sockettls.TLSFacts
+ServerContext = ssl.SSLContext | sockettls.SocketTLSContext
+"""A hostname's server context: stdlib ``SSLContext`` or the socket engine's ``SSL_CTX``."""
+
+Engine = Literal["socket", "stdlib"]
+ENGINES: Final = ("auto", "socket", "stdlib")
 
 
 class TLSContextError(CertGateError):
@@ -65,15 +70,26 @@ class TLSSettings:
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     alpn_protocols: tuple[str, ...] = ("http/1.1",)
+    engine: Literal["auto", "socket", "stdlib"] = "auto"
+    """``socket``: TLS on the socket with cryptography's OpenSSL (:mod:`sockettls`); ``stdlib``:
+    the ``ssl`` module on uvloop's transport; ``auto``: socket when its binding is complete."""
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
         if self.minimum_version < ssl.TLSVersion.TLSv1_2:
             raise ValueError("the edge does not offer TLS older than 1.2")
         if self.maximum_version < self.minimum_version:
             raise ValueError("maximum_version is below minimum_version")
 
     def fingerprint(self) -> bytes:
-        return repr((int(self.minimum_version), int(self.maximum_version), self.alpn_protocols)).encode()
+        versions = (int(self.minimum_version), int(self.maximum_version))
+        return repr((*versions, self.alpn_protocols, self.resolved_engine())).encode()
+
+    def resolved_engine(self) -> Engine:
+        if self.engine == "auto":
+            return "socket" if sockettls.available() else "stdlib"
+        return self.engine
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,6 +196,9 @@ class TLSContextFactory:
         self, settings: TLSSettings | None = None, *, default_certificate: EdgeTLSCertificate | None = None
     ) -> None:
         self.settings = settings or TLSSettings()
+        self.engine: Engine = self.settings.resolved_engine()
+        if self.engine == "socket":
+            sockettls.binding()  # raises SocketTLSError now, not on the first hostname
         self._default_certificate = default_certificate
 
     def context_key(self, certificate: EdgeTLSCertificate, client_ca_names: Sequence[bytes] | None) -> bytes:
@@ -197,6 +216,23 @@ class TLSContextFactory:
 
     def host_context(
         self, certificate: EdgeTLSCertificate, client_ca_names: Sequence[bytes] | None
+    ) -> ServerContext:
+        if self.engine == "socket":
+            try:
+                return sockettls.SocketTLSContext(
+                    chain_pem=certificate.chain_pem.strip().encode() + b"\n",
+                    key_pem=certificate.key_pem.strip().encode() + b"\n",
+                    client_ca_names=client_ca_names,
+                    minimum_version=int(self.settings.minimum_version),
+                    maximum_version=int(self.settings.maximum_version),
+                    alpn_protocols=self.settings.alpn_protocols,
+                )
+            except ValueError as exc:
+                raise TLSContextError(f"edge certificate or key cannot be loaded: {exc}") from None
+        return self.stdlib_context(certificate, client_ca_names)
+
+    def stdlib_context(
+        self, certificate: EdgeTLSCertificate, client_ca_names: Sequence[bytes] | None
     ) -> ssl.SSLContext:
         ctx = _new_context(self.settings)
         _load_certificate(ctx, certificate)
@@ -205,7 +241,7 @@ class TLSContextFactory:
         )
         return ctx
 
-    def default_context(self) -> ssl.SSLContext:
+    def default_context(self) -> ServerContext:
         """A context for unknown or absent SNI: placeholder certificate, no client certificate."""
         if self._default_certificate is None:
             self._default_certificate = _placeholder_certificate()
@@ -214,7 +250,7 @@ class TLSContextFactory:
 
 def build_host_context(
     policy: HostPolicy, anchors: Sequence[x509.Certificate], settings: TLSSettings | None = None
-) -> ssl.SSLContext:
+) -> ServerContext:
     """The server context of one hostname: its edge certificate, and client auth iff it is mTLS."""
     names = client_ca_names_of(anchors) if policy.mtls else None
     return TLSContextFactory(settings).host_context(policy.certificate, names)
@@ -231,8 +267,10 @@ def normalize_server_name(name: str) -> str:
 class SNIRouter:
     """Chooses the context of each handshake by SNI; the hostname map is replaced atomically.
 
-    Pass :attr:`listening_context` to ``create_server``. Hostnames are exact names or one-label
-    wildcards (``*.example.com``), matched like ``Snapshot.host``.
+    Serve :attr:`listening_context` (``create_server(ssl=...)`` for the stdlib engine,
+    ``SocketTLSServer`` for the socket engine). Hostnames are exact names or one-label wildcards
+    (``*.example.com``), matched like ``Snapshot.host``. :attr:`on_client_hello`, if set, is
+    called for every ClientHello (SNI or not), before the context is chosen.
     """
 
     def __init__(
@@ -243,13 +281,24 @@ class SNIRouter:
     ) -> None:
         if unknown_sni not in ("default", "alert"):
             raise ValueError("unknown_sni must be 'default' or 'alert'")
+        factory = factory or TLSContextFactory()
+        self.engine: Engine = factory.engine
         self._unknown_sni = unknown_sni
-        self._contexts: Mapping[str, ssl.SSLContext] = {}
+        self._contexts: Mapping[str, ServerContext] = {}
         self._server_names: weakref.WeakKeyDictionary[SSLConnection, str] = weakref.WeakKeyDictionary()
-        self.listening_context = (factory or TLSContextFactory()).default_context()
-        self.listening_context.sni_callback = self._on_server_name
+        self.on_client_hello: Callable[[], None] | None = None
+        self.listening_context: ServerContext = factory.default_context()
+        if isinstance(self.listening_context, ssl.SSLContext):
+            self.listening_context.sni_callback = self._on_server_name
+        else:
+            self._thunk = sockettls.install_server_name_callback(
+                self.listening_context,
+                self._socket_context_for,
+                unknown_alert=unknown_sni == "alert",
+                on_client_hello=self._client_hello,
+            )
 
-    def replace(self, contexts: Mapping[str, ssl.SSLContext]) -> None:
+    def replace(self, contexts: Mapping[str, ServerContext]) -> None:
         """Serve ``contexts`` (hostname → context) from the next handshake on; one reference swap.
 
         The mapping is kept, not copied (``EdgeState.tls_contexts`` makes contexts on lookup), so
@@ -257,7 +306,7 @@ class SNIRouter:
         """
         self._contexts = contexts
 
-    def context_for(self, server_name: str) -> ssl.SSLContext | None:
+    def context_for(self, server_name: str) -> ServerContext | None:
         contexts = self._contexts
         ctx = contexts.get(server_name)
         if ctx is None and "." in server_name:
@@ -266,11 +315,24 @@ class SNIRouter:
 
     def server_name(self, connection: SSLConnection) -> str | None:
         """The SNI the client sent on this connection (lowercased, no trailing dot), or None."""
+        if isinstance(connection, sockettls.TLSFacts):
+            return connection.server_name
         return self._server_names.get(connection)
+
+    def _client_hello(self) -> None:
+        if self.on_client_hello is not None:
+            self.on_client_hello()
+
+    def _socket_context_for(self, name: str) -> sockettls.SocketTLSContext | None:
+        ctx = self.context_for(name)  # TLSContextError propagates: the handshake fails
+        if ctx is not None and not isinstance(ctx, sockettls.SocketTLSContext):
+            raise TLSContextError("a stdlib context was handed to the socket engine")
+        return ctx
 
     def _on_server_name(
         self, connection: SSLConnection, name: str | None, _ctx: ssl.SSLContext
     ) -> int | None:
+        self._client_hello()
         if name is None:
             return None  # no SNI: stay on the default context
         name = normalize_server_name(name)
@@ -283,6 +345,8 @@ class SNIRouter:
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         if ctx is None:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if self._unknown_sni == "alert" else None
+        if not isinstance(ctx, ssl.SSLContext) or isinstance(connection, sockettls.TLSFacts):
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         connection.context = ctx  # SSL_set_SSL_CTX: certificate, CA names, cert callbacks follow
         return None
 
@@ -402,31 +466,71 @@ def memory_handshake(
 def self_check(settings: TLSSettings | None = None) -> None:
     """Prove, in this process, that mTLS termination works as this module promises.
 
-    Checks the struct-layout assumption of the ctypes binding, then runs real in-memory
-    handshakes on every enabled TLS version: an mTLS hostname must complete the handshake with
-    an *untrusted* client certificate (leaf + intermediate) and expose both, send exactly its
-    anchors as CA names, and a plain hostname must not request a certificate at all.
-    Raises :class:`TLSSelfCheckError` (or ``OpenSSLBindingError``) with the first failure.
+    For the engine the settings choose: (stdlib) checks the struct-layout assumption of the ctypes
+    binding; then runs real handshakes on every enabled TLS version: an mTLS hostname must
+    complete the handshake with an *untrusted* client certificate (leaf + intermediate) and
+    expose both, send exactly its anchors as CA names, never resume, and a plain hostname must
+    not request a certificate at all.
+    Raises :class:`TLSSelfCheckError` (or ``OpenSSLBindingError``/``SocketTLSError``) with the
+    first failure.
     """
     settings = settings or TLSSettings()
     try:
-        _check_layout()
-        pki = _self_check_pki()
         factory = TLSContextFactory(settings)
+        if factory.engine == "stdlib":
+            _check_layout()
+        pki = _self_check_pki()
         anchors = [pki["trusted root"][0]]
         names = client_ca_names_of(anchors)
         mtls = factory.host_context(_edge_certificate(pki["mtls server"]), names)
         plain = factory.host_context(_edge_certificate(pki["plain server"]), None)
-        if _openssl.client_ca_names(mtls) != list(names):
+        if client_ca_names(mtls) != list(names):
             raise TLSSelfCheckError("the mTLS context does not carry its CA names")
         router = SNIRouter(factory)
         router.replace({"mtls.self-check.invalid": mtls, "plain.self-check.invalid": plain})
         for version in _enabled_versions(settings):
             _check_handshakes(router, version, pki)
-    except (TLSSelfCheckError, _openssl.OpenSSLBindingError):
+    except (TLSSelfCheckError, _openssl.OpenSSLBindingError, sockettls.SocketTLSError):
         raise
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise TLSSelfCheckError(f"TLS self-check failed: {exc!r}") from exc
+
+
+def describe_engine(settings: TLSSettings) -> str:
+    """Which TLS engine and library this process serves with (logged at start-up)."""
+    if settings.resolved_engine() == "socket":
+        return f"TLS engine socket ({sockettls.binding().version}, bundled with cryptography)"
+    return f"TLS engine stdlib ({ssl.OPENSSL_VERSION}, uvloop transport)"
+
+
+def handshake_once(
+    server_ctx: ServerContext, client_ctx: ssl.SSLContext, server_name: str | None
+) -> tuple[SSLConnection, bool]:
+    """One real handshake of a server context of either engine with a stdlib client, plus a
+    round of application data: (the server side's connection, whether the client resumed).
+    Raises ``ssl.SSLError`` when the handshake fails."""
+    if isinstance(server_ctx, ssl.SSLContext):
+        server, client = memory_handshake(server_ctx, client_ctx, server_name)
+        return server, client.session_reused
+    facts, sock = sockettls.socketpair_handshake(
+        server_ctx, client_ctx, server_name, max_intermediates=MAX_CLIENT_INTERMEDIATES
+    )
+    try:
+        return facts, sock.session_reused
+    finally:
+        sock.close()
+
+
+def verify_mode(ctx: ServerContext) -> int:
+    """OpenSSL's verify mode bits of a context of either engine (1: SSL_VERIFY_PEER)."""
+    return _openssl.verify_mode(ctx) if isinstance(ctx, ssl.SSLContext) else ctx.verify_mode
+
+
+def client_ca_names(ctx: ServerContext) -> list[bytes]:
+    """The CA names (DER) a CertificateRequest from ``ctx`` carries, read back from OpenSSL."""
+    if isinstance(ctx, ssl.SSLContext):
+        return _openssl.client_ca_names(ctx)
+    return sockettls.client_ca_names(ctx)
 
 
 def _enabled_versions(settings: TLSSettings) -> list[ssl.TLSVersion]:
@@ -459,7 +563,9 @@ def _check_handshakes(
         client_ctx.load_cert_chain(path)
     label = version.name
     try:
-        server, client = memory_handshake(router.listening_context, client_ctx, "mtls.self-check.invalid")
+        server, client_reused = handshake_once(
+            router.listening_context, client_ctx, "mtls.self-check.invalid"
+        )
     except ssl.SSLError as exc:
         raise TLSSelfCheckError(
             f"{label}: the handshake with an untrusted client certificate failed ({exc!r}); "
@@ -475,8 +581,8 @@ def _check_handshakes(
         raise TLSSelfCheckError(f"{label}: the client's intermediate certificate was not exposed")
     if router.server_name(server) != "mtls.self-check.invalid":
         raise TLSSelfCheckError(f"{label}: the connection's SNI was not recorded")
-    if server.session_reused or client.session_reused:
+    if server.session_reused or client_reused:
         raise TLSSelfCheckError(f"{label}: a fresh connection reports a resumed session")
-    server, _ = memory_handshake(router.listening_context, client_ctx, "plain.self-check.invalid")
+    server, _ = handshake_once(router.listening_context, client_ctx, "plain.self-check.invalid")
     if server.getpeercert(binary_form=True) is not None:
         raise TLSSelfCheckError(f"{label}: a plain hostname requested a client certificate")

@@ -1,0 +1,951 @@
+"""TLS on the client socket itself, with the OpenSSL that ``cryptography`` ships (the default engine).
+
+The stdlib engine (``tls`` + ``_openssl``) runs TLS on the system libssl through uvloop's
+memory-BIO transport: every record is copied through two memory BIOs and a Cython protocol
+layer, and on Debian 12 that libssl is OpenSSL 3.0, whose handshakes spend most of their time in
+locking and provider lookups rather than in cryptography. This engine instead hands the socket's
+file descriptor to OpenSSL (``SSL_set_fd``): ``SSL_read``/``SSL_write`` do the system calls
+themselves, and the event loop only reports readiness. The library is the one ``cryptography``
+statically links (OpenSSL 3.5+ in every current wheel), reached through its cffi binding module,
+the same binding pyOpenSSL uses. docs/edge-tls.md has the measurements and the reasons.
+
+What it guarantees is what ``tls`` guarantees for the stdlib engine:
+
+* an mTLS hostname asks for a client certificate with its anchors as CA names, and the handshake
+  completes whatever the client sends: the verify callback accepts every chain and the verify
+  depth is 0, so OpenSSL checks no chain signature at all (only the client's CertificateVerify,
+  i.e. that it holds the key). The verdict is made per request by ``clientauth``;
+* any other hostname requests no certificate;
+* no resumption: tickets are stateful (``SSL_OP_NO_TICKET``) and the server session cache is off,
+  so no ticket a client holds can ever resume a session (TLS 1.3 still sends two such unusable
+  tickets: the binding has no ``SSL_CTX_set_num_tickets``);
+* TLS 1.2 and 1.3 only, no renegotiation, no compression.
+
+Callbacks run inside OpenSSL and must never raise: each one catches everything and fails the
+handshake instead. Every ``SSL *`` is owned by exactly one :class:`SocketTLSTransport` and freed
+when it closes; nothing reads it afterwards (the facts a connection exposes are copied out when
+its handshake completes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from certgate.errors import CertGateError
+
+log = logging.getLogger(__name__)
+
+#: The functions and constants this engine needs from ``cryptography``'s binding.
+REQUIRED: Final = (
+    "TLS_server_method", "SSL_CTX_new", "SSL_CTX_free", "SSL_CTX_set_options", "SSL_CTX_set_mode",
+    "SSL_CTX_set_session_cache_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version",
+    "SSL_CTX_set_cipher_list", "SSL_CTX_use_certificate", "SSL_CTX_use_PrivateKey",
+    "SSL_CTX_add_extra_chain_cert", "SSL_CTX_check_private_key", "SSL_CTX_set_client_CA_list",
+    "SSL_CTX_set_verify", "SSL_CTX_set_verify_depth", "SSL_CTX_set_tlsext_servername_callback",
+    "SSL_CTX_set_alpn_select_cb", "SSL_new", "SSL_free", "SSL_set_fd", "SSL_set_accept_state",
+    "SSL_do_handshake", "SSL_read", "SSL_write", "SSL_shutdown", "SSL_get_error", "SSL_pending",
+    "SSL_set_SSL_CTX", "SSL_set_verify", "SSL_get_servername", "SSL_get_version",
+    "SSL_get_peer_certificate", "SSL_get_peer_cert_chain", "SSL_session_reused",
+    "SSL_get_client_CA_list", "SSL_get_current_cipher", "SSL_CIPHER_get_name", "BIO_new_mem_buf",
+    "BIO_new", "BIO_s_mem", "BIO_free", "BIO_get_mem_data", "PEM_read_bio_X509",
+    "PEM_read_bio_PrivateKey", "i2d_X509_bio", "i2d_X509_NAME", "d2i_X509_NAME", "X509_free",
+    "EVP_PKEY_free", "sk_X509_num", "sk_X509_value", "sk_X509_NAME_new_null", "sk_X509_NAME_push",
+    "sk_X509_NAME_num", "sk_X509_NAME_value", "ERR_clear_error", "ERR_get_error",
+    "ERR_reason_error_string", "OpenSSL_version", "OPENSSL_free", "SSL_OP_NO_TICKET",
+    "SSL_OP_NO_RENEGOTIATION",
+    "SSL_OP_NO_COMPRESSION", "SSL_OP_CIPHER_SERVER_PREFERENCE", "SSL_OP_ALL",
+    "SSL_MODE_ENABLE_PARTIAL_WRITE", "SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER", "SSL_SESS_CACHE_OFF",
+    "SSL_VERIFY_NONE", "SSL_VERIFY_PEER", "SSL_ERROR_WANT_READ", "SSL_ERROR_WANT_WRITE",
+    "SSL_ERROR_ZERO_RETURN", "SSL_ERROR_SYSCALL", "SSL_TLSEXT_ERR_OK", "SSL_TLSEXT_ERR_ALERT_FATAL",
+    "SSL_TLSEXT_ERR_NOACK", "TLSEXT_NAMETYPE_host_name", "TLS1_2_VERSION", "TLS1_3_VERSION",
+    "SSL_FILETYPE_PEM",
+)  # fmt: skip
+
+#: The TLS 1.2 cipher suites: CPython 3.13's default server string (TLS 1.3 suites are separate).
+CIPHERS_TLS12: Final = (
+    b"@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+)
+
+ALERT_INTERNAL_ERROR: Final = 80
+ALERT_UNRECOGNIZED_NAME: Final = 112
+
+#: Bytes asked of one ``SSL_read``: a TLS record's plaintext is at most 16 KiB.
+READ_SIZE: Final = 65536
+
+
+class SocketTLSError(CertGateError):
+    """The socket TLS engine cannot run in this process (binding missing or incomplete)."""
+
+    default_reason = "edge.tls_binding"
+
+
+class Binding:
+    """``cryptography``'s cffi binding (``lib``, ``ffi``), checked to have what this engine calls."""
+
+    def __init__(self) -> None:
+        try:
+            from cryptography.hazmat.bindings.openssl.binding import Binding as _CryptographyBinding
+        except ImportError as exc:  # pragma: no cover - cryptography always has it today
+            raise SocketTLSError(f"cryptography has no OpenSSL binding module: {exc}") from None
+        b = _CryptographyBinding()
+        self.lib: Any = b.lib
+        self.ffi: Any = b.ffi
+        missing = [name for name in REQUIRED if not hasattr(self.lib, name)]
+        if missing:
+            raise SocketTLSError(
+                "cryptography's OpenSSL binding lacks " + ", ".join(missing) + ": use --tls-engine stdlib"
+            )
+        self.version: str = self.ffi.string(self.lib.OpenSSL_version(0)).decode()
+        # The C thunks live as long as this object, i.e. the process (binding() caches it).
+        self.accept_any_chain: Any = self.ffi.callback("int(int, X509_STORE_CTX *)", _accept_any_chain)
+
+    def error_text(self) -> str:
+        """Drain this thread's OpenSSL error queue into one line (for messages)."""
+        lib, ffi = self.lib, self.ffi
+        reasons = []
+        while code := lib.ERR_get_error():
+            text = lib.ERR_reason_error_string(code)
+            reasons.append(ffi.string(text).decode() if text != ffi.NULL else f"error {code:#x}")
+        return "; ".join(reasons) or "unknown OpenSSL error"
+
+
+def _accept_any_chain(_preverify_ok: int, _store: Any) -> int:
+    # Every chain is accepted here; the edge verifies per request (clientauth).
+    return 1
+
+
+@functools.cache
+def binding() -> Binding:
+    """The process-wide binding; raises :class:`SocketTLSError` when this engine cannot run."""
+    return Binding()
+
+
+def available() -> bool:
+    try:
+        binding()
+    except SocketTLSError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# contexts
+
+
+class SocketTLSContext:
+    """One ``SSL_CTX``: an edge certificate and key, and whether (and with which CA names) to ask
+    for a client certificate. Immutable once built; freed when garbage collected."""
+
+    __slots__ = ("__weakref__", "_ptr", "client_ca_names", "request_client_certificate", "verify_mode")
+
+    def __init__(
+        self,
+        *,
+        chain_pem: bytes,
+        key_pem: bytes,
+        client_ca_names: Sequence[bytes] | None,
+        minimum_version: int,
+        maximum_version: int,
+        alpn_protocols: Sequence[str],
+    ) -> None:
+        b = binding()
+        lib, ffi = b.lib, b.ffi
+        lib.ERR_clear_error()
+        ctx = lib.SSL_CTX_new(lib.TLS_server_method())
+        if ctx == ffi.NULL:
+            raise ValueError(f"SSL_CTX_new failed: {b.error_text()}")
+        self._ptr: Any = ffi.gc(ctx, lib.SSL_CTX_free)
+        lib.SSL_CTX_set_options(
+            ctx,
+            lib.SSL_OP_ALL
+            | lib.SSL_OP_NO_TICKET
+            | lib.SSL_OP_NO_RENEGOTIATION
+            | lib.SSL_OP_NO_COMPRESSION
+            | lib.SSL_OP_CIPHER_SERVER_PREFERENCE,
+        )
+        lib.SSL_CTX_set_session_cache_mode(ctx, lib.SSL_SESS_CACHE_OFF)
+        lib.SSL_CTX_set_mode(ctx, lib.SSL_MODE_ENABLE_PARTIAL_WRITE | lib.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        if not (
+            lib.SSL_CTX_set_min_proto_version(ctx, minimum_version)
+            and lib.SSL_CTX_set_max_proto_version(ctx, maximum_version)
+            and lib.SSL_CTX_set_cipher_list(ctx, CIPHERS_TLS12)
+        ):
+            raise ValueError(f"TLS protocol settings refused: {b.error_text()}")
+        _load_certificate(b, ctx, chain_pem, key_pem)
+        self.request_client_certificate = client_ca_names is not None
+        self.client_ca_names = tuple(client_ca_names or ())
+        if self.request_client_certificate:
+            lib.SSL_CTX_set_client_CA_list(ctx, _name_stack(b, self.client_ca_names))
+            # Depth 0: OpenSSL keeps everything the client sent but checks no chain signature.
+            lib.SSL_CTX_set_verify_depth(ctx, 0)
+            self.verify_mode = int(lib.SSL_VERIFY_PEER)
+            lib.SSL_CTX_set_verify(ctx, self.verify_mode, b.accept_any_chain)
+        else:
+            self.verify_mode = int(lib.SSL_VERIFY_NONE)
+            lib.SSL_CTX_set_verify(ctx, self.verify_mode, ffi.NULL)
+        if alpn_protocols:
+            lib.SSL_CTX_set_alpn_select_cb(ctx, _alpn_callback(b, alpn_protocols), ffi.NULL)
+
+    @property
+    def pointer(self) -> Any:
+        return self._ptr
+
+
+def _load_certificate(b: Binding, ctx: Any, chain_pem: bytes, key_pem: bytes) -> None:
+    lib, ffi = b.lib, b.ffi
+    bio = ffi.gc(lib.BIO_new_mem_buf(chain_pem, len(chain_pem)), lib.BIO_free)
+    leaf = lib.PEM_read_bio_X509(bio, ffi.NULL, ffi.NULL, ffi.NULL)
+    if leaf == ffi.NULL:
+        raise ValueError(f"no certificate in the edge certificate chain: {b.error_text()}")
+    ok = lib.SSL_CTX_use_certificate(ctx, leaf)
+    lib.X509_free(leaf)
+    if ok != 1:
+        raise ValueError(f"edge certificate refused: {b.error_text()}")
+    while True:
+        extra = lib.PEM_read_bio_X509(bio, ffi.NULL, ffi.NULL, ffi.NULL)
+        if extra == ffi.NULL:
+            lib.ERR_clear_error()  # the end of the PEM data reads as an error
+            break
+        if lib.SSL_CTX_add_extra_chain_cert(ctx, extra) != 1:  # takes ownership on success
+            lib.X509_free(extra)
+            raise ValueError(f"intermediate certificate refused: {b.error_text()}")
+    if b"ENCRYPTED" in key_pem:
+        raise ValueError("the edge private key is encrypted; the edge needs it unencrypted")
+    key_bio = ffi.gc(lib.BIO_new_mem_buf(key_pem, len(key_pem)), lib.BIO_free)
+    # A non-NULL empty passphrase with no callback: an encrypted key fails instead of prompting.
+    key = lib.PEM_read_bio_PrivateKey(key_bio, ffi.NULL, ffi.NULL, ffi.new("char[]", b""))
+    if key == ffi.NULL:
+        raise ValueError(f"edge private key cannot be read: {b.error_text()}")
+    ok = lib.SSL_CTX_use_PrivateKey(ctx, key)
+    lib.EVP_PKEY_free(key)
+    if ok != 1 or lib.SSL_CTX_check_private_key(ctx) != 1:
+        raise ValueError(f"edge private key does not match its certificate: {b.error_text()}")
+
+
+def _name_stack(b: Binding, names_der: Sequence[bytes]) -> Any:
+    lib, ffi = b.lib, b.ffi
+    stack = lib.sk_X509_NAME_new_null()
+    for der in names_der:
+        data = ffi.new("unsigned char[]", der)
+        cursor = ffi.new("unsigned char **", data)
+        name = lib.d2i_X509_NAME(ffi.NULL, cursor, len(der))
+        if name == ffi.NULL:
+            raise ValueError(f"a CA name is not a DER X.509 name: {b.error_text()}")
+        lib.sk_X509_NAME_push(stack, name)
+    return stack
+
+
+@functools.cache
+def _alpn_callback(b: Binding, protocols: Sequence[str]) -> Any:
+    """An ALPN select callback choosing the first of ``protocols`` the client offers (server order)."""
+    wanted = [p.encode("ascii") for p in protocols]
+    ffi = b.ffi
+    ok, noack = int(b.lib.SSL_TLSEXT_ERR_OK), int(b.lib.SSL_TLSEXT_ERR_NOACK)
+
+    def select(_ssl: Any, out: Any, outlen: Any, client: Any, client_len: int, _arg: Any) -> int:
+        try:
+            offered = ffi.buffer(client, client_len)[:]
+            at: dict[bytes, int] = {}
+            i = 0
+            while i < len(offered):
+                n = offered[i]
+                at.setdefault(offered[i + 1 : i + 1 + n], i + 1)
+                i += 1 + n
+            for proto in wanted:
+                start = at.get(proto)
+                if start is not None:
+                    out[0] = client + start
+                    outlen[0] = len(proto)
+                    return ok
+        except Exception:  # never raise into OpenSSL
+            log.exception("ALPN selection failed")
+        return noack  # like CPython's: no overlap means no ALPN, not a failed handshake
+
+    return ffi.callback(
+        "int(SSL *, unsigned char **, unsigned char *, unsigned char *, unsigned int, void *)", select
+    )
+
+
+def client_ca_names(ctx: SocketTLSContext) -> list[bytes]:
+    """The CA names a CertificateRequest from ``ctx`` carries (read back from OpenSSL), as DER."""
+    b = binding()
+    lib, ffi = b.lib, b.ffi
+    ssl_ptr = ffi.gc(lib.SSL_new(ctx.pointer), lib.SSL_free)
+    stack = lib.SSL_get_client_CA_list(ssl_ptr)
+    if stack == ffi.NULL:
+        return []
+    out = []
+    for i in range(lib.sk_X509_NAME_num(stack)):
+        buf = ffi.new("unsigned char **")
+        n = lib.i2d_X509_NAME(lib.sk_X509_NAME_value(stack, i), buf)
+        if n < 0:
+            raise ValueError("a CA name cannot be encoded")
+        out.append(ffi.buffer(buf[0], n)[:])
+        lib.OPENSSL_free(buf[0])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# connection facts
+
+
+class TLSFacts:
+    """What the edge reads of a finished handshake, copied out of OpenSSL when it completed.
+
+    Offers the part of ``ssl.SSLObject`` the edge uses, so both engines look alike upward.
+    """
+
+    __slots__ = ("__weakref__", "_chain", "_cipher", "_leaf", "_reused", "_version", "alpn", "server_name")
+
+    def __init__(
+        self,
+        *,
+        version: str | None,
+        server_name: str | None,
+        leaf: bytes | None,
+        chain: tuple[bytes, ...],
+        reused: bool,
+        cipher: str | None,
+        alpn: str | None,
+    ) -> None:
+        self._version = version
+        self.server_name = server_name
+        self._leaf = leaf
+        self._chain = chain
+        self._reused = reused
+        self._cipher = cipher
+        self.alpn = alpn
+
+    def version(self) -> str | None:
+        return self._version
+
+    def getpeercert(self, binary_form: bool = False) -> bytes | None:
+        if not binary_form:
+            raise ValueError("only the DER form is kept")
+        return self._leaf
+
+    def get_unverified_chain(self) -> list[bytes]:
+        """The peer's certificate then what else it sent, like CPython's server side."""
+        return [self._leaf, *self._chain] if self._leaf is not None else []
+
+    @property
+    def session_reused(self) -> bool:
+        return self._reused
+
+    def cipher(self) -> str | None:
+        return self._cipher
+
+    def selected_alpn_protocol(self) -> str | None:
+        return self.alpn
+
+
+def _der_of(b: Binding, x509_ptr: Any, bio: Any) -> bytes:
+    lib, ffi = b.lib, b.ffi
+    if lib.i2d_X509_bio(bio, x509_ptr) != 1:
+        raise ValueError("a peer certificate cannot be encoded")
+    data = ffi.new("char **")
+    n = lib.BIO_get_mem_data(bio, data)
+    out: bytes = ffi.unpack(data[0], n)
+    return out
+
+
+def _read_facts(b: Binding, ssl_ptr: Any, max_intermediates: int) -> TLSFacts:
+    lib, ffi = b.lib, b.ffi
+    version = lib.SSL_get_version(ssl_ptr)
+    name = lib.SSL_get_servername(ssl_ptr, lib.TLSEXT_NAMETYPE_host_name)
+    server_name = None
+    if name != ffi.NULL:
+        server_name = ffi.string(name).decode("ascii", "replace").rstrip(".").lower()
+    cipher = lib.SSL_get_current_cipher(ssl_ptr)
+    leaf: bytes | None = None
+    chain: list[bytes] = []
+    peer = lib.SSL_get_peer_certificate(ssl_ptr)  # a new reference
+    if peer != ffi.NULL:
+        bio = ffi.gc(lib.BIO_new(lib.BIO_s_mem()), lib.BIO_free)
+        try:
+            leaf = _der_of(b, peer, bio)
+        finally:
+            lib.X509_free(peer)
+        stack = lib.SSL_get_peer_cert_chain(ssl_ptr)  # server side: the client's extra certificates
+        if stack != ffi.NULL:
+            for i in range(min(lib.sk_X509_num(stack), max_intermediates + 1)):
+                bio = ffi.gc(lib.BIO_new(lib.BIO_s_mem()), lib.BIO_free)
+                der = _der_of(b, lib.sk_X509_value(stack, i), bio)
+                if der != leaf:
+                    chain.append(der)
+    return TLSFacts(
+        version=ffi.string(version).decode() if version != ffi.NULL else None,
+        server_name=server_name,
+        leaf=leaf,
+        chain=tuple(chain[:max_intermediates]),
+        reused=bool(lib.SSL_session_reused(ssl_ptr)),
+        cipher=ffi.string(lib.SSL_CIPHER_get_name(cipher)).decode() if cipher != ffi.NULL else None,
+        alpn=None,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# SNI
+
+
+ContextLookup = Callable[[str], SocketTLSContext | None]
+
+
+def install_server_name_callback(
+    listening: SocketTLSContext,
+    lookup: ContextLookup,
+    *,
+    unknown_alert: bool,
+    on_client_hello: Callable[[], None] | None = None,
+) -> Any:
+    """Choose each connection's context by SNI from ``lookup`` (hostname → context or None).
+
+    ``lookup`` raising ``ValueError``-like errors fails the handshake with internal_error, never
+    serving the hostname with the placeholder. Returns the C thunk; keep it as long as ``listening``.
+    """
+    b = binding()
+    lib, ffi = b.lib, b.ffi
+    ok, fatal = int(lib.SSL_TLSEXT_ERR_OK), int(lib.SSL_TLSEXT_ERR_ALERT_FATAL)
+    host_name = int(lib.TLSEXT_NAMETYPE_host_name)
+    set_ctx, set_verify, get_name = lib.SSL_set_SSL_CTX, lib.SSL_set_verify, lib.SSL_get_servername
+    accept_any = b.accept_any_chain
+    null = ffi.NULL
+
+    def on_server_name(ssl_ptr: Any, alert: Any, _arg: Any) -> int:
+        try:
+            if on_client_hello is not None:
+                on_client_hello()
+            raw = get_name(ssl_ptr, host_name)
+            if raw == null:
+                return ok  # no SNI: the listening context (placeholder, no client certificate)
+            name = ffi.string(raw).decode("ascii", "replace").rstrip(".").lower()
+            try:
+                ctx = lookup(name)
+            except Exception:
+                log.exception("TLS context for %r cannot be made", name)
+                alert[0] = ALERT_INTERNAL_ERROR
+                return fatal
+            if ctx is None:
+                if unknown_alert:
+                    alert[0] = ALERT_UNRECOGNIZED_NAME
+                    return fatal
+                return ok
+            set_ctx(ssl_ptr, ctx.pointer)  # certificate and CA names follow the context
+            # ... the verify mode does not: SSL_set_SSL_CTX keeps the one the SSL was made with.
+            set_verify(ssl_ptr, ctx.verify_mode, accept_any if ctx.request_client_certificate else null)
+            return ok
+        except BaseException:  # never raise into OpenSSL
+            log.exception("SNI callback failed")
+            alert[0] = ALERT_INTERNAL_ERROR
+            return fatal
+
+    thunk = ffi.callback("int(SSL *, int *, void *)", on_server_name)
+    lib.SSL_CTX_set_tlsext_servername_callback(listening.pointer, thunk)
+    return thunk
+
+
+# ----------------------------------------------------------------------------------------------
+# the transport
+
+
+class SocketTLSTransport(asyncio.Transport):
+    """An ``asyncio.Transport`` over ``SSL_read``/``SSL_write`` on the socket's own descriptor.
+
+    Made by :class:`SocketTLSServer` per accepted socket; runs the handshake, then creates the
+    protocol and calls ``connection_made``. Write buffering and flow control follow asyncio's
+    contract (``pause_writing`` above the high-water mark, ``resume_writing`` at the low one).
+    ``close`` flushes what is buffered, sends close_notify and closes; ``abort`` closes at once.
+    TLS cannot half-close, so ``can_write_eof`` is False.
+    """
+
+    def __init__(self, server: SocketTLSServer, sock: socket.socket, peer: Any) -> None:
+        super().__init__()
+        b = server.binding
+        self._server = server
+        self._loop = server.loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._peer = peer
+        lib = self._lib = b.lib
+        ssl_ptr = lib.SSL_new(server.listening.pointer)
+        if ssl_ptr == b.ffi.NULL:
+            raise MemoryError("SSL_new failed")
+        self._ssl: Any = ssl_ptr
+        lib.SSL_set_fd(ssl_ptr, self._fd)
+        lib.SSL_set_accept_state(ssl_ptr)
+        self._protocol: asyncio.Protocol | None = None
+        self._facts: TLSFacts | None = None
+        self._buffer = bytearray()  # plaintext accepted by write() and not yet taken by SSL_write
+        self._high, self._low = 64 * 1024, 16 * 1024
+        self._write_paused = False
+        self._reading = True
+        self._reader_on = False
+        self._writer_on = False
+        self._closing = False
+        self._closed = False
+        self._handshake_timer: asyncio.TimerHandle | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> None:
+        self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
+        self._loop.add_reader(self._fd, self._do_handshake)
+        self._reader_on = True
+        self._do_handshake()
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if self._protocol is None and not self._closed:
+            self._server.handshake_failed()
+            self._teardown(None)
+
+    def _do_handshake(self) -> None:
+        if self._closed:
+            return
+        lib = self._lib
+        lib.ERR_clear_error()
+        r = lib.SSL_do_handshake(self._ssl)
+        if r != 1:
+            err = lib.SSL_get_error(self._ssl, r)
+            if err == lib.SSL_ERROR_WANT_READ:
+                self._want_write(False, self._do_handshake)
+                return
+            if err == lib.SSL_ERROR_WANT_WRITE:
+                self._want_write(True, self._do_handshake)
+                return
+            lib.ERR_clear_error()
+            self._server.handshake_failed()
+            self._teardown(None)
+            return
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self._want_write(False, self._do_handshake)
+        try:
+            self._facts = _read_facts(self._server.binding, self._ssl, self._server.max_intermediates)
+        except Exception:
+            log.exception("reading the TLS connection's facts failed")
+            lib.ERR_clear_error()
+            self._server.handshake_failed()
+            self._teardown(None)
+            return
+        self._loop.remove_reader(self._fd)
+        self._reader_on = False
+        self._server.handshake_completed(self)
+        self._protocol = protocol = self._server.protocol_factory()
+        protocol.connection_made(self)
+        if not self._closing and self._reading:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reader_on = True
+            self._on_readable()  # TLS 1.3: request bytes may have come with the client's Finished
+
+    def _want_write(self, on: bool, callback: Callable[[], None]) -> None:
+        if on and not self._writer_on:
+            self._loop.add_writer(self._fd, callback)
+            self._writer_on = True
+        elif not on and self._writer_on:
+            self._loop.remove_writer(self._fd)
+            self._writer_on = False
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        lib = self._lib
+        ssl_ptr = self._ssl
+        buf = self._server.read_buffer
+        lib.ERR_clear_error()
+        while self._reading and not self._closed:
+            n = lib.SSL_read(ssl_ptr, buf, READ_SIZE)
+            if n > 0:
+                protocol = self._protocol
+                assert protocol is not None
+                protocol.data_received(self._server.ffi.unpack(buf, n))
+                # One record per wakeup unless OpenSSL holds more plaintext: the next record
+                # is still in the socket, so the (level-triggered) loop reports it again.
+                if self._closed or not lib.SSL_pending(ssl_ptr):
+                    return
+                continue
+            err = lib.SSL_get_error(ssl_ptr, n)
+            if err == lib.SSL_ERROR_WANT_READ:
+                return
+            if err == lib.SSL_ERROR_WANT_WRITE:  # a post-handshake message wants an answer
+                self._want_write(True, self._on_writable)
+                return
+            lib.ERR_clear_error()
+            if err == lib.SSL_ERROR_ZERO_RETURN or (err == lib.SSL_ERROR_SYSCALL and n == 0):
+                self._eof()
+            else:
+                self._fatal(ConnectionResetError("TLS connection failed"))
+            return
+
+    def _eof(self) -> None:
+        protocol = self._protocol
+        assert protocol is not None
+        self._stop_reading()
+        keep_open = protocol.eof_received()
+        if not keep_open:
+            self.close()
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._closed or not data:
+            return
+        if self._buffer:
+            self._buffer += data
+        else:
+            sent = self._ssl_write(data)
+            if sent < 0:
+                return
+            if sent == len(data):
+                return
+            self._buffer += memoryview(data)[sent:]
+            self._want_write(True, self._on_writable)
+        self._check_high_water()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _ssl_write(self, data: bytes | bytearray | memoryview) -> int:
+        """Hand ``data`` to OpenSSL until the socket is full: bytes taken, or -1 if the connection died."""
+        lib = self._lib
+        ssl_ptr = self._ssl
+        total = 0
+        size = len(data)
+        while total < size:
+            if total == 0 and isinstance(data, bytes):
+                n = lib.SSL_write(ssl_ptr, data, size)  # cffi passes bytes without a copy
+            else:
+                rest = self._server.ffi.from_buffer(memoryview(data)[total:])
+                n = lib.SSL_write(ssl_ptr, rest, size - total)
+            if n > 0:
+                total += n
+                continue
+            err = lib.SSL_get_error(ssl_ptr, n)
+            if err == lib.SSL_ERROR_WANT_WRITE or err == lib.SSL_ERROR_WANT_READ:
+                return total
+            lib.ERR_clear_error()
+            self._fatal(BrokenPipeError("TLS write failed"))
+            return -1
+        return total
+
+    def _on_writable(self) -> None:
+        if self._closed:
+            return
+        self._lib.ERR_clear_error()
+        if self._buffer:
+            sent = self._ssl_write(self._buffer)
+            if sent < 0:
+                return
+            del self._buffer[:sent]
+        if not self._buffer:
+            self._want_write(False, self._on_writable)
+            if self._write_paused and not self._closing:
+                self._write_paused = False
+                assert self._protocol is not None
+                self._protocol.resume_writing()
+            if self._closing:
+                self._finish_close()
+                return
+            if self._reading and self._reader_on:
+                self._on_readable()  # a read that wanted a write can go on now
+        elif self._write_paused and len(self._buffer) <= self._low and not self._closing:
+            self._write_paused = False
+            assert self._protocol is not None
+            self._protocol.resume_writing()
+
+    def _check_high_water(self) -> None:
+        if not self._write_paused and len(self._buffer) > self._high and self._protocol is not None:
+            self._write_paused = True
+            self._protocol.pause_writing()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low, self._high
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._check_high_water()
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("TLS cannot half-close")
+
+    # -- flow control -----------------------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closed
+
+    def pause_reading(self) -> None:
+        if self._reading and not self._closed:
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        self._reading = False
+        if self._reader_on:
+            self._loop.remove_reader(self._fd)
+            self._reader_on = False
+
+    def resume_reading(self) -> None:
+        if self._reading or self._closed or self._protocol is None:
+            return
+        self._reading = True
+        self._loop.add_reader(self._fd, self._on_readable)
+        self._reader_on = True
+        if self._lib.SSL_pending(self._ssl):
+            self._loop.call_soon(self._on_readable)  # plaintext OpenSSL already holds
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._closing or self._closed
+
+    def close(self) -> None:
+        if self._closing or self._closed:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._buffer:
+            self._finish_close()
+        # else _on_writable finishes once the buffer is flushed (or abort() cuts it short)
+
+    def _finish_close(self) -> None:
+        lib = self._lib
+        lib.ERR_clear_error()
+        if lib.SSL_shutdown(self._ssl) < 0:  # send close_notify; the peer's is not awaited
+            lib.ERR_clear_error()
+        self._teardown(None)
+
+    def abort(self) -> None:
+        self._teardown(None)
+
+    def _fatal(self, exc: Exception) -> None:
+        self._teardown(exc)
+
+    def _teardown(self, exc: Exception | None) -> None:
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if self._reader_on:
+            self._loop.remove_reader(self._fd)
+            self._reader_on = False
+        if self._writer_on:
+            self._loop.remove_writer(self._fd)
+            self._writer_on = False
+        self._buffer.clear()
+        self._server.forget(self)
+        try:
+            self._sock.close()
+        finally:
+            self._lib.SSL_free(self._ssl)
+            self._ssl = None
+            if self._protocol is not None:
+                self._loop.call_soon(self._protocol.connection_lost, exc)
+
+    # -- facts ------------------------------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._facts
+        if name == "peername":
+            return self._peer
+        if name == "socket":
+            return self._sock
+        if name == "sockname":
+            try:
+                return self._sock.getsockname()
+            except OSError:
+                return default
+        return default
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        raise NotImplementedError("the protocol of a TLS connection is fixed")
+
+
+class SocketTLSServer:
+    """Accepts on a listening socket (which it owns) and runs :class:`SocketTLSTransport` per connection.
+
+    ``close()`` stops accepting and drops connections still in their handshake (they have sent
+    no request); established ones belong to their protocol and close through it.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        listening: SocketTLSContext,
+        *,
+        handshake_timeout: float,
+        max_intermediates: int,
+    ) -> None:
+        self.binding = binding()
+        self.ffi: Any = self.binding.ffi
+        self.loop = loop
+        self.sock = sock
+        self.protocol_factory = protocol_factory
+        self.listening = listening
+        self.handshake_timeout = handshake_timeout
+        self.max_intermediates = max_intermediates
+        self.read_buffer: Any = self.ffi.new("char[]", READ_SIZE)
+        self._handshaking: set[SocketTLSTransport] = set()
+        self._open: set[SocketTLSTransport] = set()
+        self._serving = False
+        self._closed_event = asyncio.Event()
+        self.handshakes_failed = 0
+
+    def start(self) -> None:
+        self.sock.setblocking(False)
+        self.loop.add_reader(self.sock.fileno(), self._accept)
+        self._serving = True
+
+    def _accept(self) -> None:
+        for _ in range(64):  # bounded: other connections' events must not starve under a flood
+            try:
+                conn, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: keep serving the connections we have
+                log.warning("accept failed: %s", exc)
+                return
+            conn.setblocking(False)
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            try:
+                transport = SocketTLSTransport(self, conn, peer)
+            except MemoryError:
+                conn.close()
+                continue
+            self._handshaking.add(transport)
+            transport.start(self.handshake_timeout)
+
+    def handshake_completed(self, transport: SocketTLSTransport) -> None:
+        self._handshaking.discard(transport)
+        self._open.add(transport)
+
+    def handshake_failed(self) -> None:
+        self.handshakes_failed += 1
+
+    def forget(self, transport: SocketTLSTransport) -> None:
+        self._handshaking.discard(transport)
+        self._open.discard(transport)
+        if not self._serving and not self._open:
+            self._closed_event.set()
+
+    def close(self) -> None:
+        if self._serving:
+            self._serving = False
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()  # like asyncio's servers: the port refuses from now on
+        for transport in list(self._handshaking):
+            transport.abort()
+        if not self._open:
+            self._closed_event.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    def connections(self) -> int:
+        return len(self._open)
+
+
+def socketpair_handshake(
+    ctx: SocketTLSContext,
+    client_ctx: Any,
+    server_name: str | None,
+    *,
+    max_intermediates: int = 8,
+    session: Any = None,
+) -> tuple[TLSFacts, Any]:
+    """A real handshake of ``ctx`` (server, this engine) with a stdlib client context, over a
+    socket pair, then one round of application data each way. For the start-up self-check.
+
+    Returns (the server's facts, the client's ``ssl.SSLSocket``, still open: close it).
+    Raises ``ssl.SSLError``/``OSError``/``ValueError`` when the handshake fails.
+    """
+    import select
+    import ssl
+
+    b = binding()
+    lib, ffi = b.lib, b.ffi
+    server_sock, client_sock = socket.socketpair()
+    server_sock.setblocking(False)
+    client_sock.setblocking(False)
+    client = client_ctx.wrap_socket(
+        client_sock, server_hostname=server_name, do_handshake_on_connect=False, session=session
+    )
+    ssl_ptr = ffi.gc(lib.SSL_new(ctx.pointer), lib.SSL_free)
+    lib.SSL_set_fd(ssl_ptr, server_sock.fileno())
+    lib.SSL_set_accept_state(ssl_ptr)
+    try:
+        server_done = client_done = False
+        for _ in range(50):
+            if not client_done:
+                try:
+                    client.do_handshake()
+                    client_done = True
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            if not server_done:
+                lib.ERR_clear_error()
+                r = lib.SSL_do_handshake(ssl_ptr)
+                if r == 1:
+                    server_done = True
+                elif lib.SSL_get_error(ssl_ptr, r) not in (lib.SSL_ERROR_WANT_READ, lib.SSL_ERROR_WANT_WRITE):
+                    raise ssl.SSLError(f"server handshake failed: {b.error_text()}")
+            if client_done and server_done:
+                break
+            select.select([server_sock, client], [], [], 0.1)
+        else:
+            raise ssl.SSLError("socket-pair handshake did not finish")
+        client.sendall(b"ping")
+        buf = ffi.new("char[]", 16)
+        got = b""
+        for _ in range(50):
+            lib.ERR_clear_error()
+            n = lib.SSL_read(ssl_ptr, buf, 16)
+            if n > 0:
+                got += ffi.unpack(buf, n)
+                if len(got) >= 4:
+                    break
+            elif lib.SSL_get_error(ssl_ptr, n) != lib.SSL_ERROR_WANT_READ:
+                raise ssl.SSLError(f"server read failed: {b.error_text()}")
+            select.select([server_sock], [], [], 0.1)
+        if got != b"ping":
+            raise ssl.SSLError("application data did not arrive at the server")
+        if lib.SSL_write(ssl_ptr, b"pong", 4) != 4:
+            raise ssl.SSLError(f"server write failed: {b.error_text()}")
+        client.setblocking(True)
+        client.settimeout(2.0)
+        if client.recv(4) != b"pong":
+            raise ssl.SSLError("application data did not arrive at the client")
+        return _read_facts(b, ssl_ptr, max_intermediates), client
+    except BaseException:
+        client.close()
+        raise
+    finally:
+        server_sock.close()
