@@ -434,6 +434,11 @@ def main() -> int:
         help="also time a second edge with --access-log off (what the JSON access log costs)",
     )
     ap.add_argument(
+        "--stdlib-variant",
+        action="store_true",
+        help="also time the same edge with --tls-engine stdlib (the ssl module on uvloop's transport)",
+    )
+    ap.add_argument(
         "--candidate",
         action="append",
         default=[],
@@ -484,6 +489,17 @@ def main() -> int:
             other = start_edge(out, free_port(), api.url, files, name=name, src=Path(tree).resolve())
             started.append(other)
             targets.append(other)
+        if args.stdlib_variant:
+            stdlib = start_edge(
+                out,
+                free_port(),
+                api.url,
+                files,
+                name="certgate-stdlib-tls",
+                extra_args=("--tls-engine", "stdlib"),
+            )
+            started.append(stdlib)
+            targets.append(stdlib)
         if args.log_off_variant:
             quiet = start_edge(out, free_port(), api.url, files, name="certgate-log-off", access_log=False)
             started.append(quiet)

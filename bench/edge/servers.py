@@ -229,6 +229,7 @@ def start_edge(
     name: str = "certgate",
     access_log: bool = True,
     src: Path | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Server:
     """``certgate edge`` with one worker (the process itself), pinned to core 0, access log to a file
     (``access_log=False`` runs the same edge with ``--access-log off``, to see what logging costs;
@@ -245,6 +246,7 @@ def start_edge(
         "--state-dir", str(state_dir),
         "--access-log", str(log_path) if access_log else "off",
         "--log-level", "warning",
+        *extra_args,
     ]  # fmt: skip
     src = src or Path(__file__).resolve().parents[2] / "src"
     env = {

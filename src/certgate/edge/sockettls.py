@@ -74,6 +74,12 @@ CIPHERS_TLS12: Final = (
 ALERT_INTERNAL_ERROR: Final = 80
 ALERT_UNRECOGNIZED_NAME: Final = 112
 
+#: New connections taken per readiness of the listening socket, like nginx's default
+#: (``multi_accept off``): a burst of new handshakes then cannot hold up the requests of
+#: established connections for a whole loop iteration (measured: p50 latency of handshake-per-
+#: request load 20 ms with 64 per wakeup, 3-8 ms with 1; throughput the same).
+ACCEPTS_PER_WAKEUP: Final = 1
+
 #: Bytes asked of one ``SSL_read``: a TLS record's plaintext is at most 16 KiB.
 READ_SIZE: Final = 65536
 
@@ -488,13 +494,14 @@ class SocketTLSTransport(asyncio.Transport):
         self._writer_on = False
         self._closing = False
         self._closed = False
+        self._read_wants_write = False
         self._handshake_timer: asyncio.TimerHandle | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
 
     def start(self, timeout: float) -> None:
         self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
-        self._loop.add_reader(self._fd, self._do_handshake)
+        self._loop.add_reader(self._fd, self._on_readable)  # one reader for the connection's life
         self._reader_on = True
         self._do_handshake()
 
@@ -513,10 +520,10 @@ class SocketTLSTransport(asyncio.Transport):
         if r != 1:
             err = lib.SSL_get_error(self._ssl, r)
             if err == lib.SSL_ERROR_WANT_READ:
-                self._want_write(False, self._do_handshake)
+                self._want_write(False)
                 return
             if err == lib.SSL_ERROR_WANT_WRITE:
-                self._want_write(True, self._do_handshake)
+                self._want_write(True)
                 return
             lib.ERR_clear_error()
             self._server.handshake_failed()
@@ -525,7 +532,7 @@ class SocketTLSTransport(asyncio.Transport):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        self._want_write(False, self._do_handshake)
+        self._want_write(False)
         try:
             self._facts = _read_facts(self._server.binding, self._ssl, self._server.max_intermediates)
         except Exception:
@@ -534,19 +541,15 @@ class SocketTLSTransport(asyncio.Transport):
             self._server.handshake_failed()
             self._teardown(None)
             return
-        self._loop.remove_reader(self._fd)
-        self._reader_on = False
         self._server.handshake_completed(self)
         self._protocol = protocol = self._server.protocol_factory()
         protocol.connection_made(self)
-        if not self._closing and self._reading:
-            self._loop.add_reader(self._fd, self._on_readable)
-            self._reader_on = True
+        if self._reading and not self._closed:
             self._on_readable()  # TLS 1.3: request bytes may have come with the client's Finished
 
-    def _want_write(self, on: bool, callback: Callable[[], None]) -> None:
+    def _want_write(self, on: bool) -> None:
         if on and not self._writer_on:
-            self._loop.add_writer(self._fd, callback)
+            self._loop.add_writer(self._fd, self._on_writable)
             self._writer_on = True
         elif not on and self._writer_on:
             self._loop.remove_writer(self._fd)
@@ -555,6 +558,9 @@ class SocketTLSTransport(asyncio.Transport):
     # -- reading ----------------------------------------------------------------------------------
 
     def _on_readable(self) -> None:
+        if self._protocol is None:
+            self._do_handshake()
+            return
         lib = self._lib
         ssl_ptr = self._ssl
         buf = self._server.read_buffer
@@ -574,7 +580,8 @@ class SocketTLSTransport(asyncio.Transport):
             if err == lib.SSL_ERROR_WANT_READ:
                 return
             if err == lib.SSL_ERROR_WANT_WRITE:  # a post-handshake message wants an answer
-                self._want_write(True, self._on_writable)
+                self._read_wants_write = True
+                self._want_write(True)
                 return
             lib.ERR_clear_error()
             if err == lib.SSL_ERROR_ZERO_RETURN or (err == lib.SSL_ERROR_SYSCALL and n == 0):
@@ -605,7 +612,7 @@ class SocketTLSTransport(asyncio.Transport):
             if sent == len(data):
                 return
             self._buffer += memoryview(data)[sent:]
-            self._want_write(True, self._on_writable)
+            self._want_write(True)
         self._check_high_water()
 
     def writelines(self, list_of_data: Any) -> None:
@@ -637,6 +644,9 @@ class SocketTLSTransport(asyncio.Transport):
     def _on_writable(self) -> None:
         if self._closed:
             return
+        if self._protocol is None:
+            self._do_handshake()
+            return
         self._lib.ERR_clear_error()
         if self._buffer:
             sent = self._ssl_write(self._buffer)
@@ -644,7 +654,7 @@ class SocketTLSTransport(asyncio.Transport):
                 return
             del self._buffer[:sent]
         if not self._buffer:
-            self._want_write(False, self._on_writable)
+            self._want_write(False)
             if self._write_paused and not self._closing:
                 self._write_paused = False
                 assert self._protocol is not None
@@ -652,8 +662,10 @@ class SocketTLSTransport(asyncio.Transport):
             if self._closing:
                 self._finish_close()
                 return
-            if self._reading and self._reader_on:
-                self._on_readable()  # a read that wanted a write can go on now
+            if self._read_wants_write:
+                self._read_wants_write = False
+                if self._reading:
+                    self._on_readable()  # the read that wanted a write can go on now
         elif self._write_paused and len(self._buffer) <= self._low and not self._closing:
             self._write_paused = False
             assert self._protocol is not None
@@ -822,7 +834,7 @@ class SocketTLSServer:
         self._serving = True
 
     def _accept(self) -> None:
-        for _ in range(64):  # bounded: other connections' events must not starve under a flood
+        for _ in range(ACCEPTS_PER_WAKEUP):
             try:
                 conn, peer = self.sock.accept()
             except (BlockingIOError, InterruptedError):
