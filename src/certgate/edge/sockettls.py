@@ -59,7 +59,8 @@ REQUIRED: Final = (
     "ERR_reason_error_string", "OpenSSL_version", "OPENSSL_free", "SSL_OP_NO_TICKET",
     "SSL_OP_NO_RENEGOTIATION",
     "SSL_OP_NO_COMPRESSION", "SSL_OP_CIPHER_SERVER_PREFERENCE", "SSL_OP_ALL",
-    "SSL_MODE_ENABLE_PARTIAL_WRITE", "SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER", "SSL_SESS_CACHE_OFF",
+    "SSL_MODE_ENABLE_PARTIAL_WRITE", "SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER", "SSL_MODE_RELEASE_BUFFERS",
+    "SSL_SESS_CACHE_OFF",
     "SSL_VERIFY_NONE", "SSL_VERIFY_PEER", "SSL_ERROR_WANT_READ", "SSL_ERROR_WANT_WRITE",
     "SSL_ERROR_ZERO_RETURN", "SSL_ERROR_SYSCALL", "SSL_TLSEXT_ERR_OK", "SSL_TLSEXT_ERR_ALERT_FATAL",
     "SSL_TLSEXT_ERR_NOACK", "TLSEXT_NAMETYPE_host_name", "TLS1_2_VERSION", "TLS1_3_VERSION",
@@ -175,7 +176,13 @@ class SocketTLSContext:
             | lib.SSL_OP_CIPHER_SERVER_PREFERENCE,
         )
         lib.SSL_CTX_set_session_cache_mode(ctx, lib.SSL_SESS_CACHE_OFF)
-        lib.SSL_CTX_set_mode(ctx, lib.SSL_MODE_ENABLE_PARTIAL_WRITE | lib.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        # RELEASE_BUFFERS: an idle connection keeps no 16 KiB read/write record buffers (as nginx sets it).
+        lib.SSL_CTX_set_mode(
+            ctx,
+            lib.SSL_MODE_ENABLE_PARTIAL_WRITE
+            | lib.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+            | lib.SSL_MODE_RELEASE_BUFFERS,
+        )
         if not (
             lib.SSL_CTX_set_min_proto_version(ctx, minimum_version)
             and lib.SSL_CTX_set_max_proto_version(ctx, maximum_version)
