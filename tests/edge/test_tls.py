@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certgate.edge import _openssl, sockettls, tls
+from certgate.edge import _openssl, bundledtls, tls
 from certgate.edge.clientauth import ClientAuthenticator
 from certgate.edge.state import EdgeState
 from certgate.edge.tls import (
@@ -230,7 +230,7 @@ def revoked_serial(pki: PKI) -> str:
     return format(pki.clients["revoked"].chain[0].serial_number, "x")
 
 
-@pytest.fixture(params=["socket", "stdlib"])
+@pytest.fixture(params=["bundled", "stdlib"])
 def engine(request: pytest.FixtureRequest) -> str:
     """Every test that takes it (directly or through ``edge``) runs on both TLS engines."""
     return str(request.param)
@@ -254,10 +254,10 @@ def _close_client_sockets() -> Iterator[None]:
 def memory_handshake(
     server_ctx: tls.ServerContext, client_ctx: ssl.SSLContext, server_name: str | None
 ) -> tuple[Any, Any]:
-    """A real handshake with either engine: memory BIOs (stdlib) or a socket pair (socket engine)."""
+    """A real handshake with either engine: memory BIOs (stdlib) or a socket pair (bundled engine)."""
     if isinstance(server_ctx, ssl.SSLContext):
         return tls.memory_handshake(server_ctx, client_ctx, server_name)
-    facts, client = sockettls.socketpair_handshake(server_ctx, client_ctx, server_name)
+    facts, client = bundledtls.socketpair_handshake(server_ctx, client_ctx, server_name)
     _client_sockets.append(client)
     return facts, client
 
@@ -426,8 +426,8 @@ def test_sessions_are_never_resumed(edge: Edge, pki: PKI, version: ssl.TLSVersio
     session = first.session
     assert session is not None
     for host in ("managed.example.com", "plain.example.com"):
-        if isinstance(listening, sockettls.SocketTLSContext):
-            facts, client = sockettls.socketpair_handshake(listening, ctx, host, session=session)
+        if isinstance(listening, bundledtls.BundledTLSContext):
+            facts, client = bundledtls.socketpair_handshake(listening, ctx, host, session=session)
             _client_sockets.append(client)
             assert not facts.session_reused
             assert not client.session_reused
@@ -450,14 +450,14 @@ def test_sessions_are_never_resumed(edge: Edge, pki: PKI, version: ssl.TLSVersio
         assert not server.session_reused
     if isinstance(listening, ssl.SSLContext):
         assert not session.has_ticket
-    # The socket engine's tickets are stateful and its session cache is off: a client may hold
+    # The bundled engine's tickets are stateful and its session cache is off: a client may hold
     # one (TLS 1.3), and the loop above shows it never resumes anything.
 
 
 def test_contexts_are_hardened(edge: Edge) -> None:
     for ctx in [*edge.state.tls_contexts.values(), edge.router.listening_context]:
-        if isinstance(ctx, sockettls.SocketTLSContext):
-            lib = sockettls.binding().lib
+        if isinstance(ctx, bundledtls.BundledTLSContext):
+            lib = bundledtls.binding().lib
             options = lib.SSL_CTX_get_options(ctx.pointer)
             for bit in ("SSL_OP_NO_RENEGOTIATION", "SSL_OP_NO_COMPRESSION", "SSL_OP_NO_TICKET"):
                 assert options & getattr(lib, bit), bit
@@ -513,7 +513,7 @@ def test_client_ca_names_are_exactly_the_hosts_anchors(edge: Edge, pki: PKI) -> 
     def names(ctx: tls.ServerContext) -> list[bytes]:
         if isinstance(ctx, ssl.SSLContext):
             return _openssl.client_ca_names(ctx)
-        return sockettls.client_ca_names(ctx)
+        return bundledtls.client_ca_names(ctx)
 
     def mode(ctx: tls.ServerContext) -> int:
         return _openssl.verify_mode(ctx) if isinstance(ctx, ssl.SSLContext) else ctx.verify_mode
@@ -644,10 +644,10 @@ async def _serve(edge: Edge) -> AsyncIterator[int]:
             yield server.sockets[0].getsockname()[1]
         return
     sock = socket.create_server(("127.0.0.1", 0))
-    tls_server = sockettls.SocketTLSServer(
+    tls_server = bundledtls.BundledTLSServer(
         loop, sock, lambda: StatusEcho(edge), listening, handshake_timeout=5, max_intermediates=8
     )
-    tls_server.start()
+    await tls_server.start()
     try:
         yield sock.getsockname()[1]
     finally:

@@ -63,9 +63,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--tls-engine",
         default="auto",
-        choices=["auto", "socket", "stdlib"],
-        help="socket: TLS on the socket with cryptography's OpenSSL (fastest); stdlib: the ssl module "
-        "on uvloop; auto (default): socket when cryptography's binding has what it needs",
+        choices=["auto", "bundled", "stdlib"],
+        help="bundled: TLS with the OpenSSL bundled in cryptography (fastest); stdlib: the ssl module "
+        "(system OpenSSL) on uvloop; auto (default): bundled when cryptography's binding has what it needs",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(handler=cmd_edge)

@@ -41,6 +41,7 @@ import uvloop
 from certgate.clock import Clock
 from certgate.edge import pages, tls
 from certgate.edge.accesslog import AccessLog, encode_entry, rejected_entry
+from certgate.edge.bundledtls import BundledTLSServer
 from certgate.edge.clientauth import ClientAuthenticator
 from certgate.edge.compiled import describe as describe_build
 from certgate.edge.decision import PEER_CERTIFICATES, Decider, DecisionSettings, RequestRecord
@@ -55,7 +56,6 @@ from certgate.edge.proxy import (
     make_protocol_factory,
 )
 from certgate.edge.settings import EdgeSettings
-from certgate.edge.sockettls import SocketTLSServer
 from certgate.edge.state import EdgeState
 from certgate.edge.sync import SnapshotSync
 from certgate.edge.upstream import OriginPool
@@ -310,7 +310,7 @@ class EdgeWorker:
             metrics=self.metrics,
             transport=self._sync_transport,
         )
-        server: asyncio.Server | SocketTLSServer | None = None
+        server: asyncio.Server | BundledTLSServer | None = None
         metrics_server: asyncio.Server | None = None
         sync_task: asyncio.Task[None] | None = None
         try:
@@ -338,16 +338,16 @@ class EdgeWorker:
                     ssl_shutdown_timeout=s.ssl_shutdown_timeout,
                 )
             else:
-                sock.listen(s.backlog)
-                server = SocketTLSServer(
+                server = BundledTLSServer(
                     loop,
                     sock,
                     factory,
                     listening,
                     handshake_timeout=s.ssl_handshake_timeout,
                     max_intermediates=tls.MAX_CLIENT_INTERMEDIATES,
+                    backlog=s.backlog,
                 )
-                server.start()
+                await server.start()
             name = sock.getsockname()
             self.address = (name[0], name[1])
             metrics_at = s.metrics_address(self.worker_id)
@@ -376,7 +376,7 @@ class EdgeWorker:
 
     async def _shutdown(
         self,
-        server: asyncio.Server | SocketTLSServer | None,
+        server: asyncio.Server | BundledTLSServer | None,
         metrics_server: asyncio.Server | None,
         sync_task: asyncio.Task[None] | None,
     ) -> None:

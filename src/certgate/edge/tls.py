@@ -36,19 +36,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certgate.edge import _openssl, sockettls
+from certgate.edge import _openssl, bundledtls
 from certgate.errors import CertGateError
 from certgate.snapshot.format import EdgeTLSCertificate, HostPolicy
 
 #: A client may send any number of certificates; we keep at most this many intermediates.
 MAX_CLIENT_INTERMEDIATES: Final = 8
 
-SSLConnection = ssl.SSLObject | ssl.SSLSocket | sockettls.TLSFacts
-ServerContext = ssl.SSLContext | sockettls.SocketTLSContext
-"""A hostname's server context: stdlib ``SSLContext`` or the socket engine's ``SSL_CTX``."""
+SSLConnection = ssl.SSLObject | ssl.SSLSocket | bundledtls.TLSFacts
+ServerContext = ssl.SSLContext | bundledtls.BundledTLSContext
+"""A hostname's server context: stdlib ``SSLContext`` or the bundled engine's ``SSL_CTX``."""
 
-Engine = Literal["socket", "stdlib"]
-ENGINES: Final = ("auto", "socket", "stdlib")
+Engine = Literal["bundled", "stdlib"]
+ENGINES: Final = ("auto", "bundled", "stdlib")
 
 
 class TLSContextError(CertGateError):
@@ -70,9 +70,10 @@ class TLSSettings:
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     alpn_protocols: tuple[str, ...] = ("http/1.1",)
-    engine: Literal["auto", "socket", "stdlib"] = "auto"
-    """``socket``: TLS on the socket with cryptography's OpenSSL (:mod:`sockettls`); ``stdlib``:
-    the ``ssl`` module on uvloop's transport; ``auto``: socket when its binding is complete."""
+    engine: Literal["auto", "bundled", "stdlib"] = "auto"
+    """``bundled``: TLS with the OpenSSL bundled in cryptography (:mod:`bundledtls`); ``stdlib``:
+    the ``ssl`` module (system OpenSSL) on uvloop's transport; ``auto``: bundled when its binding
+    is complete."""
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -88,7 +89,7 @@ class TLSSettings:
 
     def resolved_engine(self) -> Engine:
         if self.engine == "auto":
-            return "socket" if sockettls.available() else "stdlib"
+            return "bundled" if bundledtls.available() else "stdlib"
         return self.engine
 
 
@@ -197,8 +198,8 @@ class TLSContextFactory:
     ) -> None:
         self.settings = settings or TLSSettings()
         self.engine: Engine = self.settings.resolved_engine()
-        if self.engine == "socket":
-            sockettls.binding()  # raises SocketTLSError now, not on the first hostname
+        if self.engine == "bundled":
+            bundledtls.binding()  # raises BundledTLSError now, not on the first hostname
         self._default_certificate = default_certificate
 
     def context_key(self, certificate: EdgeTLSCertificate, client_ca_names: Sequence[bytes] | None) -> bytes:
@@ -217,9 +218,9 @@ class TLSContextFactory:
     def host_context(
         self, certificate: EdgeTLSCertificate, client_ca_names: Sequence[bytes] | None
     ) -> ServerContext:
-        if self.engine == "socket":
+        if self.engine == "bundled":
             try:
-                return sockettls.SocketTLSContext(
+                return bundledtls.BundledTLSContext(
                     chain_pem=certificate.chain_pem.strip().encode() + b"\n",
                     key_pem=certificate.key_pem.strip().encode() + b"\n",
                     client_ca_names=client_ca_names,
@@ -268,7 +269,7 @@ class SNIRouter:
     """Chooses the context of each handshake by SNI; the hostname map is replaced atomically.
 
     Serve :attr:`listening_context` (``create_server(ssl=...)`` for the stdlib engine,
-    ``SocketTLSServer`` for the socket engine). Hostnames are exact names or one-label wildcards
+    ``BundledTLSServer`` for the bundled engine). Hostnames are exact names or one-label wildcards
     (``*.example.com``), matched like ``Snapshot.host``. :attr:`on_client_hello`, if set, is
     called for every ClientHello (SNI or not), before the context is chosen.
     """
@@ -291,9 +292,9 @@ class SNIRouter:
         if isinstance(self.listening_context, ssl.SSLContext):
             self.listening_context.sni_callback = self._on_server_name
         else:
-            self._thunk = sockettls.install_server_name_callback(
+            self._thunk = bundledtls.install_server_name_callback(
                 self.listening_context,
-                self._socket_context_for,
+                self._bundled_context_for,
                 unknown_alert=unknown_sni == "alert",
                 on_client_hello=self._client_hello,
             )
@@ -315,7 +316,7 @@ class SNIRouter:
 
     def server_name(self, connection: SSLConnection) -> str | None:
         """The SNI the client sent on this connection (lowercased, no trailing dot), or None."""
-        if isinstance(connection, sockettls.TLSFacts):
+        if isinstance(connection, bundledtls.TLSFacts):
             return connection.server_name
         return self._server_names.get(connection)
 
@@ -323,10 +324,10 @@ class SNIRouter:
         if self.on_client_hello is not None:
             self.on_client_hello()
 
-    def _socket_context_for(self, name: str) -> sockettls.SocketTLSContext | None:
+    def _bundled_context_for(self, name: str) -> bundledtls.BundledTLSContext | None:
         ctx = self.context_for(name)  # TLSContextError propagates: the handshake fails
-        if ctx is not None and not isinstance(ctx, sockettls.SocketTLSContext):
-            raise TLSContextError("a stdlib context was handed to the socket engine")
+        if ctx is not None and not isinstance(ctx, bundledtls.BundledTLSContext):
+            raise TLSContextError("a stdlib context was handed to the bundled engine")
         return ctx
 
     def _on_server_name(
@@ -345,7 +346,7 @@ class SNIRouter:
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         if ctx is None:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if self._unknown_sni == "alert" else None
-        if not isinstance(ctx, ssl.SSLContext) or isinstance(connection, sockettls.TLSFacts):
+        if not isinstance(ctx, ssl.SSLContext) or isinstance(connection, bundledtls.TLSFacts):
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         connection.context = ctx  # SSL_set_SSL_CTX: certificate, CA names, cert callbacks follow
         return None
@@ -471,7 +472,7 @@ def self_check(settings: TLSSettings | None = None) -> None:
     complete the handshake with an *untrusted* client certificate (leaf + intermediate) and
     expose both, send exactly its anchors as CA names, never resume, and a plain hostname must
     not request a certificate at all.
-    Raises :class:`TLSSelfCheckError` (or ``OpenSSLBindingError``/``SocketTLSError``) with the
+    Raises :class:`TLSSelfCheckError` (or ``OpenSSLBindingError``/``BundledTLSError``) with the
     first failure.
     """
     settings = settings or TLSSettings()
@@ -490,7 +491,7 @@ def self_check(settings: TLSSettings | None = None) -> None:
         router.replace({"mtls.self-check.invalid": mtls, "plain.self-check.invalid": plain})
         for version in _enabled_versions(settings):
             _check_handshakes(router, version, pki)
-    except (TLSSelfCheckError, _openssl.OpenSSLBindingError, sockettls.SocketTLSError):
+    except (TLSSelfCheckError, _openssl.OpenSSLBindingError, bundledtls.BundledTLSError):
         raise
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise TLSSelfCheckError(f"TLS self-check failed: {exc!r}") from exc
@@ -498,8 +499,8 @@ def self_check(settings: TLSSettings | None = None) -> None:
 
 def describe_engine(settings: TLSSettings) -> str:
     """Which TLS engine and library this process serves with (logged at start-up)."""
-    if settings.resolved_engine() == "socket":
-        return f"TLS engine socket ({sockettls.binding().version}, bundled with cryptography)"
+    if settings.resolved_engine() == "bundled":
+        return f"TLS engine bundled ({bundledtls.binding().version}, bundled with cryptography)"
     return f"TLS engine stdlib ({ssl.OPENSSL_VERSION}, uvloop transport)"
 
 
@@ -512,7 +513,7 @@ def handshake_once(
     if isinstance(server_ctx, ssl.SSLContext):
         server, client = memory_handshake(server_ctx, client_ctx, server_name)
         return server, client.session_reused
-    facts, sock = sockettls.socketpair_handshake(
+    facts, sock = bundledtls.socketpair_handshake(
         server_ctx, client_ctx, server_name, max_intermediates=MAX_CLIENT_INTERMEDIATES
     )
     try:
@@ -530,7 +531,7 @@ def client_ca_names(ctx: ServerContext) -> list[bytes]:
     """The CA names (DER) a CertificateRequest from ``ctx`` carries, read back from OpenSSL."""
     if isinstance(ctx, ssl.SSLContext):
         return _openssl.client_ca_names(ctx)
-    return sockettls.client_ca_names(ctx)
+    return bundledtls.client_ca_names(ctx)
 
 
 def _enabled_versions(settings: TLSSettings) -> list[ssl.TLSVersion]:

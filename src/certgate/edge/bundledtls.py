@@ -1,13 +1,15 @@
-"""TLS on the client socket itself, with the OpenSSL that ``cryptography`` ships (the default engine).
+"""TLS with the OpenSSL that ``cryptography`` ships, between uvloop's TCP transport and the edge
+(the default engine; ``--tls-engine bundled``).
 
 The stdlib engine (``tls`` + ``_openssl``) runs TLS on the system libssl through uvloop's
-memory-BIO transport: every record is copied through two memory BIOs and a Cython protocol
-layer, and on Debian 12 that libssl is OpenSSL 3.0, whose handshakes spend most of their time in
-locking and provider lookups rather than in cryptography. This engine instead hands the socket's
-file descriptor to OpenSSL (``SSL_set_fd``): ``SSL_read``/``SSL_write`` do the system calls
-themselves, and the event loop only reports readiness. The library is the one ``cryptography``
-statically links (OpenSSL 3.5+ in every current wheel), reached through its cffi binding module,
-the same binding pyOpenSSL uses. docs/edge-tls.md has the measurements and the reasons.
+``SSLProtocol``. On Debian 12 that libssl is OpenSSL 3.0, whose handshakes spend most of their
+time in locking, decoder and provider lookups rather than in cryptography. This engine runs the
+same TLS on the OpenSSL that ``cryptography`` statically links (3.5 or later in every current
+wheel), reached through cryptography's cffi binding module, the one pyOpenSSL uses: libuv reads
+and writes the socket (one system call per burst or flight), ciphertext passes through two
+OpenSSL memory BIOs, and the edge's protocol sees an ordinary ``asyncio.Transport``. No Python
+exception is raised per record (cffi returns status codes). docs/edge-tls.md has the
+measurements and the reasons.
 
 What it guarantees is what ``tls`` guarantees for the stdlib engine:
 
@@ -22,7 +24,7 @@ What it guarantees is what ``tls`` guarantees for the stdlib engine:
 * TLS 1.2 and 1.3 only, no renegotiation, no compression.
 
 Callbacks run inside OpenSSL and must never raise: each one catches everything and fails the
-handshake instead. Every ``SSL *`` is owned by exactly one :class:`SocketTLSTransport` and freed
+handshake instead. Every ``SSL *`` is owned by exactly one :class:`BundledTLSTransport` and freed
 when it closes; nothing reads it afterwards (the facts a connection exposes are copied out when
 its handshake completes).
 """
@@ -34,7 +36,7 @@ import functools
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from certgate.errors import CertGateError
 
@@ -75,17 +77,14 @@ CIPHERS_TLS12: Final = (
 ALERT_INTERNAL_ERROR: Final = 80
 ALERT_UNRECOGNIZED_NAME: Final = 112
 
-#: New connections taken per readiness of the listening socket, like nginx's default
-#: (``multi_accept off``): a burst of new handshakes then cannot hold up the requests of
-#: established connections for a whole loop iteration (measured: p50 latency of handshake-per-
-#: request load 20 ms with 64 per wakeup, 3-8 ms with 1; throughput the same).
-ACCEPTS_PER_WAKEUP: Final = 1
-
 #: Bytes asked of one ``SSL_read``: a TLS record's plaintext is at most 16 KiB.
 READ_SIZE: Final = 65536
 
+#: Bytes of ciphertext taken from the write BIO per ``BIO_read``.
+WRITE_CHUNK: Final = 262144
 
-class SocketTLSError(CertGateError):
+
+class BundledTLSError(CertGateError):
     """The socket TLS engine cannot run in this process (binding missing or incomplete)."""
 
     default_reason = "edge.tls_binding"
@@ -98,13 +97,13 @@ class Binding:
         try:
             from cryptography.hazmat.bindings.openssl.binding import Binding as _CryptographyBinding
         except ImportError as exc:  # pragma: no cover - cryptography always has it today
-            raise SocketTLSError(f"cryptography has no OpenSSL binding module: {exc}") from None
+            raise BundledTLSError(f"cryptography has no OpenSSL binding module: {exc}") from None
         b = _CryptographyBinding()
         self.lib: Any = b.lib
         self.ffi: Any = b.ffi
         missing = [name for name in REQUIRED if not hasattr(self.lib, name)]
         if missing:
-            raise SocketTLSError(
+            raise BundledTLSError(
                 "cryptography's OpenSSL binding lacks " + ", ".join(missing) + ": use --tls-engine stdlib"
             )
         self.version: str = self.ffi.string(self.lib.OpenSSL_version(0)).decode()
@@ -128,14 +127,14 @@ def _accept_any_chain(_preverify_ok: int, _store: Any) -> int:
 
 @functools.cache
 def binding() -> Binding:
-    """The process-wide binding; raises :class:`SocketTLSError` when this engine cannot run."""
+    """The process-wide binding; raises :class:`BundledTLSError` when this engine cannot run."""
     return Binding()
 
 
 def available() -> bool:
     try:
         binding()
-    except SocketTLSError:
+    except BundledTLSError:
         return False
     return True
 
@@ -144,7 +143,7 @@ def available() -> bool:
 # contexts
 
 
-class SocketTLSContext:
+class BundledTLSContext:
     """One ``SSL_CTX``: an edge certificate and key, and whether (and with which CA names) to ask
     for a client certificate. Immutable once built; freed when garbage collected."""
 
@@ -284,7 +283,7 @@ def _alpn_callback(b: Binding, protocols: Sequence[str]) -> Any:
     )
 
 
-def client_ca_names(ctx: SocketTLSContext) -> list[bytes]:
+def client_ca_names(ctx: BundledTLSContext) -> list[bytes]:
     """The CA names a CertificateRequest from ``ctx`` carries (read back from OpenSSL), as DER."""
     b = binding()
     lib, ffi = b.lib, b.ffi
@@ -406,11 +405,11 @@ def _read_facts(b: Binding, ssl_ptr: Any, max_intermediates: int) -> TLSFacts:
 # SNI
 
 
-ContextLookup = Callable[[str], SocketTLSContext | None]
+ContextLookup = Callable[[str], BundledTLSContext | None]
 
 
 def install_server_name_callback(
-    listening: SocketTLSContext,
+    listening: BundledTLSContext,
     lookup: ContextLookup,
     *,
     unknown_alert: bool,
@@ -466,238 +465,228 @@ def install_server_name_callback(
 # the transport
 
 
-class SocketTLSTransport(asyncio.Transport):
-    """An ``asyncio.Transport`` over ``SSL_read``/``SSL_write`` on the socket's own descriptor.
+class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
+    """TLS between uvloop's TCP transport (below) and the edge's protocol (above).
 
-    Made by :class:`SocketTLSServer` per accepted socket; runs the handshake, then creates the
-    protocol and calls ``connection_made``. Write buffering and flow control follow asyncio's
-    contract (``pause_writing`` above the high-water mark, ``resume_writing`` at the low one).
-    ``close`` flushes what is buffered, sends close_notify and closes; ``abort`` closes at once.
-    TLS cannot half-close, so ``can_write_eof`` is False.
+    Below, it is the ``asyncio.Protocol`` of an accepted TCP connection: libuv reads each burst
+    with one system call and writes what it is given at once. Ciphertext goes through two
+    OpenSSL memory BIOs (``BIO_write`` in, ``BIO_read`` out), so a whole TLS flight costs one
+    read and one write, whatever its number of records. Above, it is the ``asyncio.Transport``
+    the edge's protocol sees: the protocol is made and ``connection_made`` called once the
+    handshake completed. Flow control is the TCP transport's, passed through; ``close`` sends
+    close_notify after what is queued; ``abort`` drops the connection. TLS cannot half-close, so
+    ``can_write_eof`` is False.
     """
 
-    def __init__(self, server: SocketTLSServer, sock: socket.socket, peer: Any) -> None:
+    def __init__(self, server: BundledTLSServer) -> None:
         super().__init__()
-        b = server.binding
         self._server = server
-        self._loop = server.loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._peer = peer
-        lib = self._lib = b.lib
-        ssl_ptr = lib.SSL_new(server.listening.pointer)
-        if ssl_ptr == b.ffi.NULL:
-            raise MemoryError("SSL_new failed")
-        self._ssl: Any = ssl_ptr
-        lib.SSL_set_fd(ssl_ptr, self._fd)
-        lib.SSL_set_accept_state(ssl_ptr)
+        b = server.binding
+        self._lib = lib = b.lib
+        self._ffi = b.ffi
+        self._ssl: Any = None
+        self._rbio: Any = None
+        self._wbio: Any = None
+        self._raw: asyncio.Transport | None = None
         self._protocol: asyncio.Protocol | None = None
         self._facts: TLSFacts | None = None
-        self._buffer = bytearray()  # plaintext accepted by write() and not yet taken by SSL_write
-        self._high, self._low = 64 * 1024, 16 * 1024
-        self._write_paused = False
         self._reading = True
-        self._reader_on = False
-        self._writer_on = False
         self._closing = False
         self._closed = False
-        self._read_wants_write = False
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._want_read_flag = int(lib.SSL_ERROR_WANT_READ)
 
-    # -- life cycle -------------------------------------------------------------------------------
+    # -- below: the TCP connection ----------------------------------------------------------------
 
-    def start(self, timeout: float) -> None:
-        self._handshake_timer = self._loop.call_later(timeout, self._handshake_timed_out)
-        self._loop.add_reader(self._fd, self._on_readable)  # one reader for the connection's life
-        self._reader_on = True
-        self._do_handshake()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._raw = raw = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
+        lib, ffi = self._lib, self._ffi
+        ssl_ptr = lib.SSL_new(self._server.listening.pointer)
+        rbio = lib.BIO_new(lib.BIO_s_mem())
+        wbio = lib.BIO_new(lib.BIO_s_mem())
+        if ssl_ptr == ffi.NULL or rbio == ffi.NULL or wbio == ffi.NULL:
+            for bio in (rbio, wbio):
+                if bio != ffi.NULL:
+                    lib.BIO_free(bio)
+            if ssl_ptr != ffi.NULL:
+                lib.SSL_free(ssl_ptr)
+            raw.abort()
+            return
+        lib.BIO_set_mem_eof_return(rbio, -1)  # an empty read BIO means "want more", not EOF
+        lib.SSL_set_bio(ssl_ptr, rbio, wbio)  # the SSL owns both BIOs from here on
+        lib.SSL_set_accept_state(ssl_ptr)
+        self._ssl, self._rbio, self._wbio = ssl_ptr, rbio, wbio
+        self._server.handshake_started(self)
+        self._handshake_timer = self._server.loop.call_later(
+            self._server.handshake_timeout, self._handshake_timed_out
+        )
 
-    def _handshake_timed_out(self) -> None:
-        self._handshake_timer = None
-        if self._protocol is None and not self._closed:
-            self._server.handshake_failed()
-            self._teardown(None)
-
-    def _do_handshake(self) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._closed:
             return
         lib = self._lib
         lib.ERR_clear_error()
-        r = lib.SSL_do_handshake(self._ssl)
-        if r != 1:
-            err = lib.SSL_get_error(self._ssl, r)
-            if err == lib.SSL_ERROR_WANT_READ:
-                self._want_write(False)
-                return
-            if err == lib.SSL_ERROR_WANT_WRITE:
-                self._want_write(True)
-                return
-            lib.ERR_clear_error()
-            self._server.handshake_failed()
-            self._teardown(None)
+        lib.BIO_write(self._rbio, data, len(data))
+        if self._protocol is None:
+            self._do_handshake()
+        elif self._reading:
+            self._read_records()
+
+    def eof_received(self) -> bool | None:
+        if self._protocol is None:  # the client left during its handshake
+            self._handshake_failed()
+            return None
+        self._app_eof()
+        return True  # we close (with close_notify) ourselves
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was_closed = self._closed
+        self._closed = self._closing = True
+        self._cancel_handshake_timer()
+        if self._ssl is not None:
+            self._lib.SSL_free(self._ssl)  # frees both BIOs too
+            self._ssl = self._rbio = self._wbio = None
+        if self._protocol is None:
+            if not was_closed:
+                self._server.handshake_failed(self)
             return
+        self._server.forget(self)
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._protocol is not None:
+            self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._protocol is not None:
+            self._protocol.resume_writing()
+
+    # -- the handshake ----------------------------------------------------------------------------
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if self._protocol is None and not self._closed:
+            self._handshake_failed()
+
+    def _cancel_handshake_timer(self) -> None:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        self._want_write(False)
+
+    def _handshake_failed(self) -> None:
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        self._cancel_handshake_timer()
+        self._lib.ERR_clear_error()
+        self._flush()  # the alert, if OpenSSL wrote one
+        self._server.handshake_failed(self)
+        assert self._raw is not None
+        self._raw.close()
+
+    def _do_handshake(self) -> None:
+        lib = self._lib
+        r = lib.SSL_do_handshake(self._ssl)
+        if r != 1:
+            if lib.SSL_get_error(self._ssl, r) == self._want_read_flag:
+                self._flush()
+                return
+            self._handshake_failed()
+            return
+        self._cancel_handshake_timer()
         try:
             self._facts = _read_facts(self._server.binding, self._ssl, self._server.max_intermediates)
         except Exception:
             log.exception("reading the TLS connection's facts failed")
-            lib.ERR_clear_error()
-            self._server.handshake_failed()
-            self._teardown(None)
+            self._handshake_failed()
             return
+        self._flush()  # the rest of our flight (TLS 1.3 tickets)
         self._server.handshake_completed(self)
         self._protocol = protocol = self._server.protocol_factory()
         protocol.connection_made(self)
-        if self._reading and not self._closed:
-            self._on_readable()  # TLS 1.3: request bytes may have come with the client's Finished
-
-    def _want_write(self, on: bool) -> None:
-        if on and not self._writer_on:
-            self._loop.add_writer(self._fd, self._on_writable)
-            self._writer_on = True
-        elif not on and self._writer_on:
-            self._loop.remove_writer(self._fd)
-            self._writer_on = False
+        if self._reading and not self._closing:
+            self._read_records()  # request bytes that came with the client's Finished
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _on_readable(self) -> None:
-        if self._protocol is None:
-            self._do_handshake()
-            return
+    def _read_records(self) -> None:
         lib = self._lib
         ssl_ptr = self._ssl
         buf = self._server.read_buffer
-        lib.ERR_clear_error()
-        while self._reading and not self._closed:
+        unpack = self._ffi.unpack
+        protocol = self._protocol
+        assert protocol is not None
+        while self._reading and not self._closing:
             n = lib.SSL_read(ssl_ptr, buf, READ_SIZE)
             if n > 0:
-                protocol = self._protocol
-                assert protocol is not None
-                protocol.data_received(self._server.ffi.unpack(buf, n))
-                # One record per wakeup unless OpenSSL holds more plaintext: the next record
-                # is still in the socket, so the (level-triggered) loop reports it again.
-                if self._closed or not lib.SSL_pending(ssl_ptr):
-                    return
+                protocol.data_received(unpack(buf, n))
                 continue
             err = lib.SSL_get_error(ssl_ptr, n)
-            if err == lib.SSL_ERROR_WANT_READ:
-                return
-            if err == lib.SSL_ERROR_WANT_WRITE:  # a post-handshake message wants an answer
-                self._read_wants_write = True
-                self._want_write(True)
-                return
+            if err == self._want_read_flag:
+                break
             lib.ERR_clear_error()
-            if err == lib.SSL_ERROR_ZERO_RETURN or (err == lib.SSL_ERROR_SYSCALL and n == 0):
-                self._eof()
+            if err == lib.SSL_ERROR_ZERO_RETURN:  # close_notify
+                self._app_eof()
             else:
                 self._fatal(ConnectionResetError("TLS connection failed"))
             return
+        self._flush()  # anything SSL_read had to answer (a KeyUpdate, an alert)
 
-    def _eof(self) -> None:
+    def _app_eof(self) -> None:
         protocol = self._protocol
         assert protocol is not None
-        self._stop_reading()
+        if self._closing:
+            return
+        self._reading = False
         keep_open = protocol.eof_received()
         if not keep_open:
             self.close()
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or self._closed or not data:
+    def _flush(self) -> None:
+        """Move the ciphertext OpenSSL wrote into the write BIO to the TCP transport."""
+        raw = self._raw
+        if raw is None or self._wbio is None:
             return
-        if self._buffer:
-            self._buffer += data
+        lib = self._lib
+        out = self._server.write_buffer
+        while True:
+            n = lib.BIO_read(self._wbio, out, WRITE_CHUNK)
+            if n <= 0:
+                return
+            raw.write(self._ffi.unpack(out, n))
+            if n < WRITE_CHUNK:
+                return
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or not data:
+            return
+        lib = self._lib
+        ssl_ptr = self._ssl
+        size = len(data)
+        if isinstance(data, bytes):
+            n = lib.SSL_write(ssl_ptr, data, size)  # a memory BIO takes everything: n == size
         else:
-            sent = self._ssl_write(data)
-            if sent < 0:
-                return
-            if sent == len(data):
-                return
-            self._buffer += memoryview(data)[sent:]
-            self._want_write(True)
-        self._check_high_water()
+            n = lib.SSL_write(ssl_ptr, self._ffi.from_buffer(data), size)
+        if n != size:
+            lib.ERR_clear_error()
+            self._fatal(BrokenPipeError("TLS write failed"))
+            return
+        self._flush()
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
 
-    def _ssl_write(self, data: bytes | bytearray | memoryview) -> int:
-        """Hand ``data`` to OpenSSL until the socket is full: bytes taken, or -1 if the connection died."""
-        lib = self._lib
-        ssl_ptr = self._ssl
-        total = 0
-        size = len(data)
-        while total < size:
-            if total == 0 and isinstance(data, bytes):
-                n = lib.SSL_write(ssl_ptr, data, size)  # cffi passes bytes without a copy
-            else:
-                rest = self._server.ffi.from_buffer(memoryview(data)[total:])
-                n = lib.SSL_write(ssl_ptr, rest, size - total)
-            if n > 0:
-                total += n
-                continue
-            err = lib.SSL_get_error(ssl_ptr, n)
-            if err == lib.SSL_ERROR_WANT_WRITE or err == lib.SSL_ERROR_WANT_READ:
-                return total
-            lib.ERR_clear_error()
-            self._fatal(BrokenPipeError("TLS write failed"))
-            return -1
-        return total
-
-    def _on_writable(self) -> None:
-        if self._closed:
-            return
-        if self._protocol is None:
-            self._do_handshake()
-            return
-        self._lib.ERR_clear_error()
-        if self._buffer:
-            sent = self._ssl_write(self._buffer)
-            if sent < 0:
-                return
-            del self._buffer[:sent]
-        if not self._buffer:
-            self._want_write(False)
-            if self._write_paused and not self._closing:
-                self._write_paused = False
-                assert self._protocol is not None
-                self._protocol.resume_writing()
-            if self._closing:
-                self._finish_close()
-                return
-            if self._read_wants_write:
-                self._read_wants_write = False
-                if self._reading:
-                    self._on_readable()  # the read that wanted a write can go on now
-        elif self._write_paused and len(self._buffer) <= self._low and not self._closing:
-            self._write_paused = False
-            assert self._protocol is not None
-            self._protocol.resume_writing()
-
-    def _check_high_water(self) -> None:
-        if not self._write_paused and len(self._buffer) > self._high and self._protocol is not None:
-            self._write_paused = True
-            self._protocol.pause_writing()
-
     def get_write_buffer_size(self) -> int:
-        return len(self._buffer)
+        return self._raw.get_write_buffer_size() if self._raw is not None else 0
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._low, self._high
+        return self._raw.get_write_buffer_limits() if self._raw is not None else (0, 0)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
-        self._check_high_water()
+        assert self._raw is not None
+        self._raw.set_write_buffer_limits(high, low)
 
     def can_write_eof(self) -> bool:
         return False
@@ -708,92 +697,64 @@ class SocketTLSTransport(asyncio.Transport):
     # -- flow control -----------------------------------------------------------------------------
 
     def is_reading(self) -> bool:
-        return self._reading and not self._closed
+        return self._reading and not self._closing
 
     def pause_reading(self) -> None:
-        if self._reading and not self._closed:
-            self._stop_reading()
-
-    def _stop_reading(self) -> None:
-        self._reading = False
-        if self._reader_on:
-            self._loop.remove_reader(self._fd)
-            self._reader_on = False
+        if self._reading and not self._closing:
+            self._reading = False
+            assert self._raw is not None
+            self._raw.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._reading or self._closed or self._protocol is None:
+        if self._reading or self._closing or self._protocol is None:
             return
         self._reading = True
-        self._loop.add_reader(self._fd, self._on_readable)
-        self._reader_on = True
-        if self._lib.SSL_pending(self._ssl):
-            self._loop.call_soon(self._on_readable)  # plaintext OpenSSL already holds
+        assert self._raw is not None
+        self._raw.resume_reading()
+        # Records that arrived before the pause are still in the read BIO (or decrypted in OpenSSL).
+        self._server.loop.call_soon(self._resume_records)
+
+    def _resume_records(self) -> None:
+        if self._reading and not self._closing and self._ssl is not None:
+            self._lib.ERR_clear_error()
+            self._read_records()
 
     # -- closing ----------------------------------------------------------------------------------
 
     def is_closing(self) -> bool:
-        return self._closing or self._closed
+        return self._closing
 
     def close(self) -> None:
-        if self._closing or self._closed:
+        if self._closing:
             return
         self._closing = True
-        self._stop_reading()
-        if not self._buffer:
-            self._finish_close()
-        # else _on_writable finishes once the buffer is flushed (or abort() cuts it short)
-
-    def _finish_close(self) -> None:
+        self._reading = False
         lib = self._lib
         lib.ERR_clear_error()
-        if lib.SSL_shutdown(self._ssl) < 0:  # send close_notify; the peer's is not awaited
+        if self._ssl is not None and lib.SSL_shutdown(self._ssl) < 0:  # queue close_notify
             lib.ERR_clear_error()
-        self._teardown(None)
+        self._flush()
+        assert self._raw is not None
+        self._raw.close()  # after what is queued; connection_lost follows
 
     def abort(self) -> None:
-        self._teardown(None)
+        self._closing = True
+        self._reading = False
+        if self._raw is not None:
+            self._raw.abort()
 
     def _fatal(self, exc: Exception) -> None:
-        self._teardown(exc)
-
-    def _teardown(self, exc: Exception | None) -> None:
-        if self._closed:
-            return
-        self._closed = self._closing = True
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-        if self._reader_on:
-            self._loop.remove_reader(self._fd)
-            self._reader_on = False
-        if self._writer_on:
-            self._loop.remove_writer(self._fd)
-            self._writer_on = False
-        self._buffer.clear()
-        self._server.forget(self)
-        try:
-            self._sock.close()
-        finally:
-            self._lib.SSL_free(self._ssl)
-            self._ssl = None
-            if self._protocol is not None:
-                self._loop.call_soon(self._protocol.connection_lost, exc)
+        log.debug("TLS connection failed: %s", exc)
+        self.abort()
 
     # -- facts ------------------------------------------------------------------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "ssl_object":
             return self._facts
-        if name == "peername":
-            return self._peer
-        if name == "socket":
-            return self._sock
-        if name == "sockname":
-            try:
-                return self._sock.getsockname()
-            except OSError:
-                return default
-        return default
+        if self._raw is None:
+            return default
+        return self._raw.get_extra_info(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self._protocol is not None
@@ -803,11 +764,12 @@ class SocketTLSTransport(asyncio.Transport):
         raise NotImplementedError("the protocol of a TLS connection is fixed")
 
 
-class SocketTLSServer:
-    """Accepts on a listening socket (which it owns) and runs :class:`SocketTLSTransport` per connection.
+class BundledTLSServer:
+    """Serves the edge's protocol over TLS on a listening socket (which it owns from ``start``).
 
-    ``close()`` stops accepting and drops connections still in their handshake (they have sent
-    no request); established ones belong to their protocol and close through it.
+    ``close()`` stops accepting and drops connections still in their handshake (they have sent no
+    request); established ones belong to their protocol and close through it; ``wait_closed()``
+    returns once they have.
     """
 
     def __init__(
@@ -815,71 +777,56 @@ class SocketTLSServer:
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
-        listening: SocketTLSContext,
+        listening: BundledTLSContext,
         *,
         handshake_timeout: float,
         max_intermediates: int,
+        backlog: int = 1024,
     ) -> None:
         self.binding = binding()
-        self.ffi: Any = self.binding.ffi
         self.loop = loop
         self.sock = sock
         self.protocol_factory = protocol_factory
         self.listening = listening
         self.handshake_timeout = handshake_timeout
         self.max_intermediates = max_intermediates
-        self.read_buffer: Any = self.ffi.new("char[]", READ_SIZE)
-        self._handshaking: set[SocketTLSTransport] = set()
-        self._open: set[SocketTLSTransport] = set()
-        self._serving = False
+        self.backlog = backlog
+        self.read_buffer: Any = self.binding.ffi.new("char[]", READ_SIZE)
+        self.write_buffer: Any = self.binding.ffi.new("char[]", WRITE_CHUNK)
+        self._server: asyncio.Server | None = None
+        self._handshaking: set[BundledTLSTransport] = set()
+        self._open: set[BundledTLSTransport] = set()
         self._closed_event = asyncio.Event()
+        self._serving = False
         self.handshakes_failed = 0
 
-    def start(self) -> None:
-        self.sock.setblocking(False)
-        self.loop.add_reader(self.sock.fileno(), self._accept)
+    async def start(self) -> None:
+        self._server = await self.loop.create_server(
+            lambda: BundledTLSTransport(self), sock=self.sock, backlog=self.backlog
+        )
         self._serving = True
 
-    def _accept(self) -> None:
-        for _ in range(ACCEPTS_PER_WAKEUP):
-            try:
-                conn, peer = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # EMFILE and friends: keep serving the connections we have
-                log.warning("accept failed: %s", exc)
-                return
-            conn.setblocking(False)
-            try:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            try:
-                transport = SocketTLSTransport(self, conn, peer)
-            except MemoryError:
-                conn.close()
-                continue
-            self._handshaking.add(transport)
-            transport.start(self.handshake_timeout)
+    def handshake_started(self, transport: BundledTLSTransport) -> None:
+        self._handshaking.add(transport)
 
-    def handshake_completed(self, transport: SocketTLSTransport) -> None:
+    def handshake_completed(self, transport: BundledTLSTransport) -> None:
         self._handshaking.discard(transport)
         self._open.add(transport)
 
-    def handshake_failed(self) -> None:
-        self.handshakes_failed += 1
+    def handshake_failed(self, transport: BundledTLSTransport) -> None:
+        if transport in self._handshaking:
+            self._handshaking.discard(transport)
+            self.handshakes_failed += 1
 
-    def forget(self, transport: SocketTLSTransport) -> None:
-        self._handshaking.discard(transport)
+    def forget(self, transport: BundledTLSTransport) -> None:
         self._open.discard(transport)
         if not self._serving and not self._open:
             self._closed_event.set()
 
     def close(self) -> None:
-        if self._serving:
+        if self._server is not None and self._serving:
             self._serving = False
-            self.loop.remove_reader(self.sock.fileno())
-            self.sock.close()  # like asyncio's servers: the port refuses from now on
+            self._server.close()  # closes the listening socket: the port refuses from now on
         for transport in list(self._handshaking):
             transport.abort()
         if not self._open:
@@ -893,7 +840,7 @@ class SocketTLSServer:
 
 
 def socketpair_handshake(
-    ctx: SocketTLSContext,
+    ctx: BundledTLSContext,
     client_ctx: Any,
     server_name: str | None,
     *,
