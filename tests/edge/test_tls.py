@@ -14,7 +14,7 @@ import shutil
 import socket
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -241,25 +241,13 @@ def factory(engine: str) -> TLSContextFactory:
     return TLSContextFactory(TLSSettings(engine=engine))  # type: ignore[arg-type]
 
 
-_client_sockets: list[ssl.SSLSocket] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_client_sockets() -> Iterator[None]:
-    yield
-    while _client_sockets:
-        _client_sockets.pop().close()
-
-
 def memory_handshake(
     server_ctx: tls.ServerContext, client_ctx: ssl.SSLContext, server_name: str | None
 ) -> tuple[Any, Any]:
-    """A real handshake with either engine: memory BIOs (stdlib) or a socket pair (bundled engine)."""
+    """A real in-memory handshake with a context of either engine."""
     if isinstance(server_ctx, ssl.SSLContext):
         return tls.memory_handshake(server_ctx, client_ctx, server_name)
-    facts, client = bundledtls.socketpair_handshake(server_ctx, client_ctx, server_name)
-    _client_sockets.append(client)
-    return facts, client
+    return bundledtls.memory_handshake(server_ctx, client_ctx, server_name)
 
 
 @pytest.fixture
@@ -427,8 +415,7 @@ def test_sessions_are_never_resumed(edge: Edge, pki: PKI, version: ssl.TLSVersio
     assert session is not None
     for host in ("managed.example.com", "plain.example.com"):
         if isinstance(listening, bundledtls.BundledTLSContext):
-            facts, client = bundledtls.socketpair_handshake(listening, ctx, host, session=session)
-            _client_sockets.append(client)
+            facts, client = bundledtls.memory_handshake(listening, ctx, host, session=session)
             assert not facts.session_reused
             assert not client.session_reused
             continue

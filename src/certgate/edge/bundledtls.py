@@ -839,7 +839,7 @@ class BundledTLSServer:
         return len(self._open)
 
 
-def socketpair_handshake(
+def memory_handshake(
     ctx: BundledTLSContext,
     client_ctx: Any,
     server_name: str | None,
@@ -847,71 +847,67 @@ def socketpair_handshake(
     max_intermediates: int = 8,
     session: Any = None,
 ) -> tuple[TLSFacts, Any]:
-    """A real handshake of ``ctx`` (server, this engine) with a stdlib client context, over a
-    socket pair, then one round of application data each way. For the start-up self-check.
+    """A real handshake of ``ctx`` (server side, through memory BIOs exactly as
+    :class:`BundledTLSTransport` drives it) with a stdlib client context, then one round of
+    application data each way. For the start-up self-check and tests.
 
-    Returns (the server's facts, the client's ``ssl.SSLSocket``, still open: close it).
-    Raises ``ssl.SSLError``/``OSError``/``ValueError`` when the handshake fails.
+    Returns (the server's facts, the client's ``ssl.SSLObject``). Raises ``ssl.SSLError`` when
+    the handshake fails.
     """
-    import select
     import ssl
 
     b = binding()
     lib, ffi = b.lib, b.ffi
-    server_sock, client_sock = socket.socketpair()
-    server_sock.setblocking(False)
-    client_sock.setblocking(False)
-    client = client_ctx.wrap_socket(
-        client_sock, server_hostname=server_name, do_handshake_on_connect=False, session=session
-    )
     ssl_ptr = ffi.gc(lib.SSL_new(ctx.pointer), lib.SSL_free)
-    lib.SSL_set_fd(ssl_ptr, server_sock.fileno())
+    rbio, wbio = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
+    lib.BIO_set_mem_eof_return(rbio, -1)
+    lib.SSL_set_bio(ssl_ptr, rbio, wbio)
     lib.SSL_set_accept_state(ssl_ptr)
-    try:
-        server_done = client_done = False
-        for _ in range(50):
-            if not client_done:
-                try:
-                    client.do_handshake()
-                    client_done = True
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
-            if not server_done:
-                lib.ERR_clear_error()
-                r = lib.SSL_do_handshake(ssl_ptr)
-                if r == 1:
-                    server_done = True
-                elif lib.SSL_get_error(ssl_ptr, r) not in (lib.SSL_ERROR_WANT_READ, lib.SSL_ERROR_WANT_WRITE):
-                    raise ssl.SSLError(f"server handshake failed: {b.error_text()}")
-            if client_done and server_done:
-                break
-            select.select([server_sock, client], [], [], 0.1)
-        else:
-            raise ssl.SSLError("socket-pair handshake did not finish")
-        client.sendall(b"ping")
-        buf = ffi.new("char[]", 16)
-        got = b""
-        for _ in range(50):
+    client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_ctx.wrap_bio(client_in, client_out, server_hostname=server_name, session=session)
+    out = ffi.new("char[]", 65536)
+
+    def to_server() -> None:
+        data = client_out.read()
+        if data:
+            lib.BIO_write(rbio, data, len(data))
+
+    def to_client() -> None:
+        while (n := lib.BIO_read(wbio, out, 65536)) > 0:
+            client_in.write(ffi.unpack(out, n))
+
+    server_done = client_done = False
+    for _ in range(10):
+        if not client_done:
+            try:
+                client.do_handshake()
+                client_done = True
+            except ssl.SSLWantReadError:
+                pass
+        to_server()
+        if not server_done:
             lib.ERR_clear_error()
-            n = lib.SSL_read(ssl_ptr, buf, 16)
-            if n > 0:
-                got += ffi.unpack(buf, n)
-                if len(got) >= 4:
-                    break
-            elif lib.SSL_get_error(ssl_ptr, n) != lib.SSL_ERROR_WANT_READ:
-                raise ssl.SSLError(f"server read failed: {b.error_text()}")
-            select.select([server_sock], [], [], 0.1)
-        if got != b"ping":
-            raise ssl.SSLError("application data did not arrive at the server")
-        if lib.SSL_write(ssl_ptr, b"pong", 4) != 4:
-            raise ssl.SSLError(f"server write failed: {b.error_text()}")
-        client.setblocking(True)
-        client.settimeout(2.0)
-        if client.recv(4) != b"pong":
-            raise ssl.SSLError("application data did not arrive at the client")
-        return _read_facts(b, ssl_ptr, max_intermediates), client
-    except BaseException:
-        client.close()
-        raise
-    finally:
-        server_sock.close()
+            r = lib.SSL_do_handshake(ssl_ptr)
+            if r == 1:
+                server_done = True
+            elif lib.SSL_get_error(ssl_ptr, r) != lib.SSL_ERROR_WANT_READ:
+                to_client()  # let the client see the alert
+                raise ssl.SSLError(f"server handshake failed: {b.error_text()}")
+        to_client()
+        if client_done and server_done:
+            break
+    else:
+        raise ssl.SSLError("in-memory handshake did not finish")
+    client.write(b"ping")
+    to_server()
+    buf = ffi.new("char[]", 16)
+    lib.ERR_clear_error()
+    n = lib.SSL_read(ssl_ptr, buf, 16)
+    if n != 4 or ffi.unpack(buf, n) != b"ping":
+        raise ssl.SSLError("application data did not arrive at the server")
+    if lib.SSL_write(ssl_ptr, b"pong", 4) != 4:
+        raise ssl.SSLError(f"server write failed: {b.error_text()}")
+    to_client()
+    if client.read(4) != b"pong":
+        raise ssl.SSLError("application data did not arrive at the client")
+    return _read_facts(b, ssl_ptr, max_intermediates), client

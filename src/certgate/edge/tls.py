@@ -513,13 +513,10 @@ def handshake_once(
     if isinstance(server_ctx, ssl.SSLContext):
         server, client = memory_handshake(server_ctx, client_ctx, server_name)
         return server, client.session_reused
-    facts, sock = bundledtls.socketpair_handshake(
+    facts, client = bundledtls.memory_handshake(
         server_ctx, client_ctx, server_name, max_intermediates=MAX_CLIENT_INTERMEDIATES
     )
-    try:
-        return facts, sock.session_reused
-    finally:
-        sock.close()
+    return facts, client.session_reused
 
 
 def verify_mode(ctx: ServerContext) -> int:
