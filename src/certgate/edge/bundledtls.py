@@ -630,7 +630,8 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
             else:
                 self._fatal(ConnectionResetError("TLS connection failed"))
             return
-        self._flush()  # anything SSL_read had to answer (a KeyUpdate, an alert)
+        if not self._closing:  # (close() flushed already; after abort() nothing may be written)
+            self._flush()  # anything SSL_read had to answer (a KeyUpdate, an alert)
 
     def _app_eof(self) -> None:
         protocol = self._protocol
