@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import re
@@ -306,6 +307,8 @@ def main() -> None:
         edge.send_signal(signal.SIGTERM)
         edge.wait(30)
         http.close()
+        # The edge's long-poll is cut at shutdown; uvicorn would print that as an error.
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         api.stop()
         store.close()
         origin.shutdown()
