@@ -606,3 +606,225 @@ def test_selected_alpn_protocol_is_reported(router: SNIRouter) -> None:
             assert h.protocol.t.get_extra_info("ssl_object").selected_alpn_protocol() == "http/1.1"
 
     run_on_uvloop(scenario())
+
+
+# ================================================================================================
+# properties that hold
+
+
+def _handshake_and_echo(port: int, ctx: ssl.SSLContext, sni: str | None) -> tuple[bytes | None, bool]:
+    """(the server certificate the client saw, whether the session was reused)."""
+    c = BioClient(port, ctx, server_name=sni).handshake()
+    try:
+        c.send(b"ping")
+        assert c.read(4) == b"ping"
+        return c.obj.getpeercert(binary_form=True), c.obj.session_reused
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
+def test_facts_sni_routing_and_no_certificate_request_off_mtls_hosts(
+    router: SNIRouter, pki: PKI, version: ssl.TLSVersion
+) -> None:
+    with_cert = client_context(version, pem=pki.client_pem)
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            cases = [(MTLS, pki.edge_leaf[MTLS]), (PLAIN, pki.edge_leaf[PLAIN]), ("nope.example.com", None)]
+            cases.append((None, None))
+            for i, (sni, server_leaf) in enumerate(cases):
+                seen, reused = await asyncio.to_thread(_handshake_and_echo, h.port, with_cert, sni)
+                facts = h.protocols[i].t.get_extra_info("ssl_object")
+                assert not reused and not facts.session_reused
+                assert facts.server_name == sni
+                if server_leaf is None:  # unknown or no SNI: placeholder, never a real host's
+                    assert seen not in pki.edge_leaf.values()
+                else:
+                    assert seen == server_leaf
+                if sni == MTLS:
+                    assert facts.getpeercert(binary_form=True) == pki.leaf_der
+                    assert facts.get_unverified_chain() == [pki.leaf_der, pki.intermediate_der]
+                else:  # no CertificateRequest: the client's certificate never left it
+                    assert facts.getpeercert(binary_form=True) is None
+                    assert facts.get_unverified_chain() == []
+
+    run_on_uvloop(scenario())
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
+def test_sessions_are_never_resumed_on_loopback(router: SNIRouter, pki: PKI, version: ssl.TLSVersion) -> None:
+    ctx = client_context(version, pem=pki.client_pem)
+
+    def two_connections(port: int) -> list[bool]:
+        first = BioClient(port, ctx, server_name=MTLS).handshake()
+        first.send(b"a")
+        first.read(1)  # TLS 1.3 tickets arrive with the first data
+        session = first.obj.session
+        first.close()
+        out = [first.obj.session_reused]
+        for sni in (MTLS, PLAIN):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni, session=session)
+            c = BioClient.__new__(BioClient)
+            c.sock, c.incoming, c.outgoing, c.obj = sock, incoming, outgoing, obj
+            c.handshake().send(b"b")
+            c.read(1)
+            out.append(obj.session_reused)
+            c.close()
+        return out
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            assert await asyncio.to_thread(two_connections, h.port) == [False, False, False]
+            assert [p.t.get_extra_info("ssl_object").session_reused for p in h.protocols] == [False] * 3
+            assert [p.t.get_extra_info("ssl_object").getpeercert(True) for p in h.protocols] == [
+                pki.leaf_der,
+                pki.leaf_der,
+                None,
+            ]
+
+    run_on_uvloop(scenario())
+
+
+def test_transport_calls_after_connection_lost_are_harmless(router: SNIRouter) -> None:
+    def client(port: int) -> None:
+        c = BioClient(port, client_context()).handshake()
+        c.send(b"x")
+        c.read(1)
+        c.close()
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            await asyncio.to_thread(client, h.port)
+            proto = h.protocol
+            await until(lambda: bool(proto.lost), "connection_lost")
+            t = h.transport()
+            assert t._ssl is None
+            for call in (
+                lambda: t.write(b"late"),
+                lambda: t.writelines([b"a", b"b"]),
+                t.pause_reading,
+                t.resume_reading,
+                t.close,
+                t.abort,
+                t._resume_records,
+            ):
+                call()
+            assert t.is_closing() and not t.is_reading()
+            assert t.get_extra_info("ssl_object") is not None
+            await asyncio.sleep(0.05)
+            assert proto.kinds() == ["made", "data", "eof", "lost"]
+            assert h.server.connections() == 0
+
+    run_on_uvloop(scenario())
+
+
+class PausedFromTheStart(Recorder):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.pause()
+
+
+def test_paused_reading_holds_records_then_delivers_them_before_close_notify(router: SNIRouter) -> None:
+    records = [b"a" * 100, b"b" * 20000, b"c"]
+    sent = threading.Event()
+
+    def client(port: int) -> tuple[bytes, str]:
+        c = BioClient(port, client_context()).handshake()
+        try:
+            c.send(*records)
+            try:
+                c.obj.unwrap()
+            except ssl.SSLWantReadError:
+                pass
+            c.flush()
+            sent.set()
+            return c.read_to_end()
+        finally:
+            c.close()
+
+    async def scenario() -> None:
+        async with serve(PausedFromTheStart, router) as h:
+            task = asyncio.ensure_future(asyncio.to_thread(client, h.port))
+            await until(sent.is_set, "the records")
+            await asyncio.sleep(0.1)
+            proto = h.protocol
+            assert proto.kinds() == ["made"]
+            proto.resume()
+            await until(lambda: bool(proto.lost), "connection_lost")
+            assert bytes(proto.received) == b"".join(records)
+            assert proto.kinds()[-2:] == ["eof", "lost"]
+            assert await task == (b"", "close_notify")
+
+    run_on_uvloop(scenario())
+
+
+def test_failed_handshakes_make_no_protocol_leave_no_openssl_errors_and_are_counted(
+    router: SNIRouter,
+) -> None:
+    def garbage(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            return _read_until_closed(sock)
+
+    def fin_mid_hello(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            sock.shutdown(socket.SHUT_WR)
+            return _read_until_closed(sock)
+
+    def rst_mid_handshake(port: int) -> None:
+        c = BioClient(port, client_context())
+        try:
+            c.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            c.flush()
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()
+
+    def silent(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            return _read_until_closed(sock)
+
+    async def scenario() -> None:
+        async with serve(Echo, router, handshake_timeout=0.3) as h:
+            assert not (await asyncio.to_thread(garbage, h.port)).startswith(b"HTTP")
+            await asyncio.to_thread(fin_mid_hello, h.port)
+            await asyncio.to_thread(rst_mid_handshake, h.port)
+            assert await asyncio.to_thread(silent, h.port) == b""  # the handshake timeout
+            await until(lambda: h.server.handshakes_failed == 4, "four failed handshakes")
+            assert h.protocols == [] and h.server.connections() == 0
+            assert lib().ERR_peek_error() == 0
+            push_stale_openssl_error()  # a stale error before a handshake does not fail it
+            await asyncio.to_thread(_handshake_and_echo, h.port, client_context(TLS12), PLAIN)
+            assert h.server.handshakes_failed == 4
+
+    run_on_uvloop(scenario())
+
+
+def test_a_corrupted_record_aborts_only_that_connection_and_leaves_no_error(router: SNIRouter) -> None:
+    def client(port: int) -> str:
+        c = BioClient(port, client_context()).handshake()
+        try:
+            c.obj.write(b"hello")
+            record = bytearray(c.outgoing.read())
+            record[-1] ^= 1  # break the AEAD tag
+            c.sock.sendall(bytes(record))
+            return c.read_to_end()[1]
+        except ssl.SSLError:
+            return "alert"
+        finally:
+            c.close()
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            assert await asyncio.to_thread(client, h.port) in ("alert", "reset", "eof")
+            proto = h.protocol
+            await until(lambda: bool(proto.lost), "connection_lost")
+            assert proto.received == b"" and proto.kinds() == ["made", "lost"]
+            assert lib().ERR_peek_error() == 0
+            await asyncio.to_thread(_handshake_and_echo, h.port, client_context(), PLAIN)
+
+    run_on_uvloop(scenario())
