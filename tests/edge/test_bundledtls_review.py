@@ -614,8 +614,9 @@ def test_selected_alpn_protocol_is_reported(router: SNIRouter) -> None:
 
 def _handshake_and_echo(port: int, ctx: ssl.SSLContext, sni: str | None) -> tuple[bytes | None, bool]:
     """(the server certificate the client saw, whether the session was reused)."""
-    c = BioClient(port, ctx, server_name=sni).handshake()
+    c = BioClient(port, ctx, server_name=sni)
     try:
+        c.handshake()
         c.send(b"ping")
         assert c.read(4) == b"ping"
         return c.obj.getpeercert(binary_form=True), c.obj.session_reused
@@ -826,5 +827,113 @@ def test_a_corrupted_record_aborts_only_that_connection_and_leaves_no_error(rout
             assert proto.received == b"" and proto.kinds() == ["made", "lost"]
             assert lib().ERR_peek_error() == 0
             await asyncio.to_thread(_handshake_and_echo, h.port, client_context(), PLAIN)
+
+    run_on_uvloop(scenario())
+
+
+class OpenSSLClient:
+    """A client on the bundled OpenSSL itself (through memory BIOs over a blocking socket), for
+    what the stdlib client cannot do (renegotiation)."""
+
+    def __init__(self, port: int, server_name: bytes) -> None:
+        b = bundledtls.binding()
+        self.lib, self.ffi = lib, ffi = b.lib, b.ffi
+        self.ctx = ffi.gc(lib.SSL_CTX_new(lib.TLS_client_method()), lib.SSL_CTX_free)
+        lib.SSL_CTX_set_max_proto_version(self.ctx, lib.TLS1_2_VERSION)
+        self.ssl = ffi.gc(lib.SSL_new(self.ctx), lib.SSL_free)
+        self.rbio, self.wbio = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
+        lib.BIO_set_mem_eof_return(self.rbio, -1)
+        lib.SSL_set_bio(self.ssl, self.rbio, self.wbio)
+        lib.SSL_set_connect_state(self.ssl)
+        lib.SSL_set_tlsext_host_name(self.ssl, server_name)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.buf = ffi.new("char[]", 1 << 16)
+
+    def flush(self) -> None:
+        while (n := self.lib.BIO_read(self.wbio, self.buf, 1 << 16)) > 0:
+            self.sock.sendall(self.ffi.unpack(self.buf, n))
+
+    def fill(self) -> bool:
+        try:
+            data = self.sock.recv(1 << 16)
+        except (ConnectionResetError, TimeoutError):
+            return False
+        if data:
+            self.lib.BIO_write(self.rbio, data, len(data))
+        return bool(data)
+
+    def step(self, call: Callable[[], int]) -> int:
+        """Run ``call`` until it stops wanting to read; its last result (> 0: success)."""
+        while True:
+            self.lib.ERR_clear_error()
+            r = call()
+            self.flush()
+            if r > 0 or self.lib.SSL_get_error(self.ssl, r) != self.lib.SSL_ERROR_WANT_READ:
+                self.lib.ERR_clear_error()
+                return r
+            if not self.fill():
+                self.lib.ERR_clear_error()
+                return r
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_client_renegotiation_is_refused_and_never_changes_the_facts(router: SNIRouter, pki: PKI) -> None:
+    def client(port: int) -> tuple[int, int, bytes]:
+        c = OpenSSLClient(port, MTLS.encode())
+        try:
+            assert c.step(lambda: c.lib.SSL_do_handshake(c.ssl)) == 1
+            assert c.lib.SSL_write(c.ssl, b"one", 3) == 3
+            c.flush()
+            got = c.ffi.new("char[]", 16)
+            assert c.step(lambda: c.lib.SSL_read(c.ssl, got, 16)) == 3
+            renegotiate = c.lib.SSL_renegotiate(c.ssl)
+            again = c.step(lambda: c.lib.SSL_do_handshake(c.ssl))
+            return renegotiate, again, c.ffi.unpack(got, 3)
+        finally:
+            c.close()
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            renegotiate, again, echoed = await asyncio.to_thread(client, h.port)
+            assert echoed == b"one"
+            proto = h.protocol
+            await until(lambda: bool(proto.lost), "connection_lost")
+            # the client sent no certificate in the first handshake; none appeared afterwards
+            facts = proto.t.get_extra_info("ssl_object")
+            assert facts.getpeercert(binary_form=True) is None and facts.server_name == MTLS
+            assert renegotiate == 1 and again != 1  # the server never completed a renegotiation
+            assert bytes(proto.received) == b"one"
+
+    run_on_uvloop(scenario())
+
+
+def test_an_sni_lookup_failure_fails_the_handshake_without_a_protocol(pki: PKI) -> None:
+    class Exploding(dict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            raise RuntimeError("context cannot be made")
+
+    factory = TLSContextFactory(TLSSettings(engine="bundled"))
+    failing = SNIRouter(factory)
+    failing.replace(Exploding())
+    alerting = SNIRouter(factory, unknown_sni="alert")
+
+    def handshake(port: int, sni: str | None) -> str:
+        try:
+            _handshake_and_echo(port, client_context(), sni)
+        except ssl.SSLError as exc:
+            return str(exc.reason)
+        return "completed"
+
+    async def scenario() -> None:
+        async with serve(Echo, failing) as h:
+            assert "INTERNAL_ERROR" in await asyncio.to_thread(handshake, h.port, PLAIN)
+            assert await asyncio.to_thread(handshake, h.port, None) == "completed"
+            await until(lambda: h.server.handshakes_failed == 1, "the failed handshake")
+            assert lib().ERR_peek_error() == 0
+        async with serve(Echo, alerting) as h:
+            assert "UNRECOGNIZED_NAME" in await asyncio.to_thread(handshake, h.port, "nope.example.com")
+            assert len(h.protocols) == 0
 
     run_on_uvloop(scenario())
