@@ -61,7 +61,7 @@ REQUIRED: Final = (
     "ERR_reason_error_string", "OpenSSL_version", "OPENSSL_free", "SSL_OP_NO_TICKET",
     "SSL_OP_NO_RENEGOTIATION",
     "SSL_OP_NO_COMPRESSION", "SSL_OP_CIPHER_SERVER_PREFERENCE", "SSL_OP_ALL",
-    "SSL_MODE_ENABLE_PARTIAL_WRITE", "SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER", "SSL_MODE_RELEASE_BUFFERS",
+    "SSL_MODE_RELEASE_BUFFERS", "SSL_get0_alpn_selected",
     "SSL_SESS_CACHE_OFF",
     "SSL_VERIFY_NONE", "SSL_VERIFY_PEER", "SSL_ERROR_WANT_READ", "SSL_ERROR_WANT_WRITE",
     "SSL_ERROR_ZERO_RETURN", "SSL_ERROR_SYSCALL", "SSL_TLSEXT_ERR_OK", "SSL_TLSEXT_ERR_ALERT_FATAL",
@@ -175,13 +175,9 @@ class BundledTLSContext:
             | lib.SSL_OP_CIPHER_SERVER_PREFERENCE,
         )
         lib.SSL_CTX_set_session_cache_mode(ctx, lib.SSL_SESS_CACHE_OFF)
-        # RELEASE_BUFFERS: an idle connection keeps no 16 KiB read/write record buffers (as nginx sets it).
-        lib.SSL_CTX_set_mode(
-            ctx,
-            lib.SSL_MODE_ENABLE_PARTIAL_WRITE
-            | lib.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
-            | lib.SSL_MODE_RELEASE_BUFFERS,
-        )
+        # RELEASE_BUFFERS: an idle connection keeps no 16 KiB read/write record buffers (as nginx
+        # sets it). No partial writes: the write BIO is memory, so SSL_write takes everything.
+        lib.SSL_CTX_set_mode(ctx, lib.SSL_MODE_RELEASE_BUFFERS)
         if not (
             lib.SSL_CTX_set_min_proto_version(ctx, minimum_version)
             and lib.SSL_CTX_set_max_proto_version(ctx, maximum_version)
@@ -374,6 +370,9 @@ def _read_facts(b: Binding, ssl_ptr: Any, max_intermediates: int) -> TLSFacts:
     if name != ffi.NULL:
         server_name = ffi.string(name).decode("ascii", "replace").rstrip(".").lower()
     cipher = lib.SSL_get_current_cipher(ssl_ptr)
+    alpn_data, alpn_len = ffi.new("unsigned char **"), ffi.new("unsigned int *")
+    lib.SSL_get0_alpn_selected(ssl_ptr, alpn_data, alpn_len)
+    alpn = ffi.buffer(alpn_data[0], alpn_len[0])[:].decode("ascii", "replace") if alpn_len[0] else None
     leaf: bytes | None = None
     chain: list[bytes] = []
     peer = lib.SSL_get_peer_certificate(ssl_ptr)  # a new reference
@@ -397,7 +396,7 @@ def _read_facts(b: Binding, ssl_ptr: Any, max_intermediates: int) -> TLSFacts:
         chain=tuple(chain[:max_intermediates]),
         reused=bool(lib.SSL_session_reused(ssl_ptr)),
         cipher=ffi.string(lib.SSL_CIPHER_get_name(cipher)).decode() if cipher != ffi.NULL else None,
-        alpn=None,
+        alpn=alpn,
     )
 
 
@@ -493,7 +492,10 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
         self._reading = True
         self._closing = False
         self._closed = False
+        self._eof_pending = False  # the client's FIN came while reading was paused
+        self._eof_delivered = False
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
         self._want_read_flag = int(lib.SSL_ERROR_WANT_READ)
 
     # -- below: the TCP connection ----------------------------------------------------------------
@@ -536,13 +538,20 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
         if self._protocol is None:  # the client left during its handshake
             self._handshake_failed()
             return None
-        self._app_eof()
+        if self._reading:
+            self._read_records()  # what came before the FIN, first
+            self._app_eof()
+        else:
+            self._eof_pending = True  # delivered after the records, on resume_reading
         return True  # we close (with close_notify) ourselves
 
     def connection_lost(self, exc: Exception | None) -> None:
         was_closed = self._closed
         self._closed = self._closing = True
         self._cancel_handshake_timer()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         if self._ssl is not None:
             self._lib.SSL_free(self._ssl)  # frees both BIOs too
             self._ssl = self._rbio = self._wbio = None
@@ -586,6 +595,7 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
 
     def _do_handshake(self) -> None:
         lib = self._lib
+        lib.ERR_clear_error()
         r = lib.SSL_do_handshake(self._ssl)
         if r != 1:
             if lib.SSL_get_error(self._ssl, r) == self._want_read_flag:
@@ -616,7 +626,9 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
         unpack = self._ffi.unpack
         protocol = self._protocol
         assert protocol is not None
+        clear = lib.ERR_clear_error
         while self._reading and not self._closing:
+            clear()  # the protocol may have left errors in this thread's queue (cryptography shares it)
             n = lib.SSL_read(ssl_ptr, buf, READ_SIZE)
             if n > 0:
                 protocol.data_received(unpack(buf, n))
@@ -636,8 +648,9 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
     def _app_eof(self) -> None:
         protocol = self._protocol
         assert protocol is not None
-        if self._closing:
+        if self._closing or self._eof_delivered:
             return
+        self._eof_delivered = True
         self._reading = False
         keep_open = protocol.eof_received()
         if not keep_open:
@@ -665,11 +678,14 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
             return
         lib = self._lib
         ssl_ptr = self._ssl
-        size = len(data)
+        lib.ERR_clear_error()
         if isinstance(data, bytes):
+            size = len(data)
             n = lib.SSL_write(ssl_ptr, data, size)  # a memory BIO takes everything: n == size
         else:
-            n = lib.SSL_write(ssl_ptr, self._ffi.from_buffer(data), size)
+            view = memoryview(data).cast("B")  # bytes, whatever the item size
+            size = view.nbytes
+            n = lib.SSL_write(ssl_ptr, self._ffi.from_buffer(view), size)
         if n != size:
             lib.ERR_clear_error()
             self._fatal(BrokenPipeError("TLS write failed"))
@@ -717,8 +733,10 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
 
     def _resume_records(self) -> None:
         if self._reading and not self._closing and self._ssl is not None:
-            self._lib.ERR_clear_error()
             self._read_records()
+            if self._eof_pending and self._reading:
+                self._eof_pending = False
+                self._app_eof()
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -737,6 +755,8 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
         self._flush()
         assert self._raw is not None
         self._raw.close()  # after what is queued; connection_lost follows
+        # A client that stops reading would keep the connection (and what is queued) forever.
+        self._close_timer = self._server.loop.call_later(self._server.shutdown_timeout, self.abort)
 
     def abort(self) -> None:
         self._closing = True
@@ -783,6 +803,7 @@ class BundledTLSServer:
         handshake_timeout: float,
         max_intermediates: int,
         backlog: int = 1024,
+        shutdown_timeout: float = 5.0,
     ) -> None:
         self.binding = binding()
         self.loop = loop
@@ -790,6 +811,7 @@ class BundledTLSServer:
         self.protocol_factory = protocol_factory
         self.listening = listening
         self.handshake_timeout = handshake_timeout
+        self.shutdown_timeout = shutdown_timeout
         self.max_intermediates = max_intermediates
         self.backlog = backlog
         self.read_buffer: Any = self.binding.ffi.new("char[]", READ_SIZE)

@@ -346,6 +346,7 @@ class EdgeWorker:
                     handshake_timeout=s.ssl_handshake_timeout,
                     max_intermediates=tls.MAX_CLIENT_INTERMEDIATES,
                     backlog=s.backlog,
+                    shutdown_timeout=s.ssl_shutdown_timeout,
                 )
                 await server.start()
             name = sock.getsockname()
