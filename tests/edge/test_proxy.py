@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certgate.edge.bundledtls import BundledTLSContext, BundledTLSServer
 from certgate.edge.http1 import HTTP1Limits, RequestError, RequestHead
 from certgate.edge.proxy import (
     ConnectionInfo,
@@ -37,7 +38,9 @@ from certgate.edge.proxy import (
     Respond,
     make_protocol_factory,
 )
+from certgate.edge.tls import TLSContextFactory, TLSSettings
 from certgate.edge.upstream import OriginPool, OriginTarget, PoolSettings
+from certgate.snapshot.format import EdgeTLSCertificate
 
 Run = Callable[[Coroutine[Any, Any, None]], None]
 
@@ -257,7 +260,9 @@ class Edge:
         self.clients.append(c)
         return c
 
-    async def client(self, *, rcvbuf: int | None = None, sndbuf: int | None = None) -> Client:
+    async def client(
+        self, *, rcvbuf: int | None = None, sndbuf: int | None = None, tls: bool = False
+    ) -> Client:
         sock = socket.socket()
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -265,7 +270,13 @@ class Edge:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
-        reader, writer = await asyncio.open_connection(sock=sock)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx, server_hostname="a.test")
+        else:
+            reader, writer = await asyncio.open_connection(sock=sock)
         c = Client(reader, writer)
         self.clients.append(c)
         return c
@@ -280,6 +291,7 @@ async def edge(
     settings: ProxySettings | None = None,
     pool: OriginPool | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    bundled_context: BundledTLSContext | None = None,
     **kw: Any,
 ) -> AsyncIterator[Edge]:
     pool = pool or OriginPool()
@@ -292,8 +304,23 @@ async def edge(
     factory = make_protocol_factory(
         decide, settings or ProxySettings(), pool, registry=registry, on_rejected=on_rejected, **kw
     )
-    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0, ssl=ssl_context)
-    e = Edge(server.sockets[0].getsockname()[1], pool, registry)
+    server: asyncio.Server | BundledTLSServer
+    if bundled_context is not None:  # the default engine's transport (edge/bundledtls.py)
+        sock = socket.create_server(("127.0.0.1", 0))
+        server = BundledTLSServer(
+            asyncio.get_running_loop(),
+            sock,
+            factory,
+            bundled_context,
+            handshake_timeout=5,
+            max_intermediates=8,
+        )
+        await server.start()
+        port = sock.getsockname()[1]
+    else:
+        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0, ssl=ssl_context)
+        port = server.sockets[0].getsockname()[1]
+    e = Edge(port, pool, registry)
     holder.append(e)
     try:
         yield e
@@ -588,8 +615,36 @@ def _pieces() -> list[bytes]:
     return [PIECE] * (BIG // len(PIECE))
 
 
+def _bundled_context() -> BundledTLSContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = EdgeTLSCertificate(
+        chain_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    )
+    ctx = TLSContextFactory(TLSSettings(engine="bundled")).host_context(pem, None)
+    assert isinstance(ctx, BundledTLSContext)
+    return ctx
+
+
+@pytest.mark.parametrize("over", ["tcp", "tls"])
 @pytest.mark.parametrize("framing", ["length", "chunked"])
-def test_large_download_streams_with_back_pressure(run: Run, framing: str) -> None:
+def test_large_download_streams_with_back_pressure(run: Run, framing: str, over: str) -> None:
+    tls_context = _bundled_context() if over == "tls" else None
+
     async def scenario() -> None:
         sent = [0]
         stalled = asyncio.Event()
@@ -607,8 +662,11 @@ def test_large_download_streams_with_back_pressure(run: Run, framing: str) -> No
                 c.send(b"0\r\n\r\n")
             stalled.set()
 
-        async with Origin(handler, sndbuf=64 * 1024) as origin, edge(forward_to(origin)) as e:
-            c = await e.client(rcvbuf=64 * 1024)
+        async with (
+            Origin(handler, sndbuf=64 * 1024) as origin,
+            edge(forward_to(origin), bundled_context=tls_context) as e,
+        ):
+            c = await e.client(rcvbuf=64 * 1024, tls=tls_context is not None)
             c.send(GET)
             peak = 0
 
@@ -646,8 +704,11 @@ def test_large_download_streams_with_back_pressure(run: Run, framing: str) -> No
     run(scenario())
 
 
+@pytest.mark.parametrize("over", ["tcp", "tls"])
 @pytest.mark.parametrize("framing", ["length", "chunked"])
-def test_large_upload_streams_with_back_pressure(run: Run, framing: str) -> None:
+def test_large_upload_streams_with_back_pressure(run: Run, framing: str, over: str) -> None:
+    tls_context = _bundled_context() if over == "tls" else None
+
     async def scenario() -> None:
         reading = asyncio.Event()
         got: dict[str, Any] = {}
@@ -662,8 +723,11 @@ def test_large_upload_streams_with_back_pressure(run: Run, framing: str) -> None
             c.send(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 
         results: list[ExchangeResult] = []
-        async with Origin(handler, rcvbuf=64 * 1024) as origin, edge(forward_to(origin, results)) as e:
-            c = await e.client(sndbuf=64 * 1024)
+        async with (
+            Origin(handler, rcvbuf=64 * 1024) as origin,
+            edge(forward_to(origin, results), bundled_context=tls_context) as e,
+        ):
+            c = await e.client(sndbuf=64 * 1024, tls=tls_context is not None)
             c.writer.transport.set_write_buffer_limits(high=64 * 1024)
             head = b"Content-Length: %d" % BIG if framing == "length" else b"Transfer-Encoding: chunked"
             c.send(b"POST /up HTTP/1.1\r\nHost: a\r\n%s\r\n\r\n" % head)
