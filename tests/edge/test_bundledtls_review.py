@@ -990,3 +990,46 @@ def test_an_sni_lookup_failure_fails_the_handshake_without_a_protocol(pki: PKI) 
             assert len(h.protocols) == 0
 
     run_on_uvloop(scenario())
+
+
+def test_a_paused_connection_buffers_at_most_one_socket_read_whatever_the_client_sends(
+    router: SNIRouter,
+) -> None:
+    stop = threading.Event()
+    sent = [0]
+
+    def client(port: int) -> None:
+        c = BioClient(port, client_context()).handshake()
+        try:
+            c.obj.write(b"z" * (4 << 20))  # 4 MiB of records, more than every buffer on the way
+            data = c.outgoing.read()
+            c.sock.settimeout(0.05)
+            view = memoryview(data)
+            while view and not stop.is_set():
+                try:
+                    n = c.sock.send(view)
+                except TimeoutError:
+                    continue
+                view = view[n:]
+                sent[0] += n
+        finally:
+            c.close()
+
+    def pending(transport: bundledtls.BundledTLSTransport) -> int:
+        ffi = bundledtls.binding().ffi
+        return int(lib().BIO_get_mem_data(transport._rbio, ffi.new("char **")))
+
+    async def scenario() -> None:
+        async with serve(PausedFromTheStart, router) as h:
+            task = asyncio.ensure_future(asyncio.to_thread(client, h.port))
+            try:
+                await until(lambda: bool(h.protocols), "the connection")
+                await asyncio.sleep(0.3)  # the client sends until the kernel buffers are full
+                assert sent[0] > (256 << 10)
+                assert pending(h.transport()) <= (256 << 10)  # uvloop's read size, no more
+                assert h.protocol.received == b""
+            finally:
+                stop.set()
+                await task
+
+    run_on_uvloop(scenario())
