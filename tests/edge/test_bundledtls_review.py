@@ -1,7 +1,8 @@
 """Adversarial review of the bundled TLS engine (``bundledtls``): uvloop, real loopback sockets,
 the bundled OpenSSL serving and the stdlib ``ssl`` module (over ``MemoryBIO``) as the client.
 
-Confirmed problems are ``xfail(strict=True)`` tests; everything else is a property that holds.
+A confirmed problem still open is an ``xfail(strict=True)`` test; the problems fixed since (c3da09b)
+are regression tests; everything else is a property that holds.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import array
 import asyncio
 import datetime as dt
-import inspect
 import socket
 import ssl
 import tempfile
@@ -267,12 +267,7 @@ async def serve(
 
     listening = router.listening_context
     assert isinstance(listening, bundledtls.BundledTLSContext)
-    extra: dict[str, Any] = {}
-    if (
-        shutdown_timeout is not None
-        and "shutdown_timeout" in inspect.signature(bundledtls.BundledTLSServer).parameters
-    ):
-        extra["shutdown_timeout"] = shutdown_timeout  # (HEAD has no such parameter)
+    extra: dict[str, Any] = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
     server = bundledtls.BundledTLSServer(
         loop, sock, factory, listening, handshake_timeout=handshake_timeout, max_intermediates=8, **extra
     )
@@ -388,7 +383,7 @@ def _read_until_closed(sock: socket.socket) -> bytes:
 
 
 # ================================================================================================
-# confirmed problems (xfail strict)
+# confirmed problems (xfail strict while open; regression tests once fixed)
 
 
 class StaleErrorAfterEachRead(Recorder):
@@ -452,11 +447,8 @@ class WritesWideMemoryview(Recorder):
         self.t.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write() passes len(data) as the byte count: a memoryview whose items are wider than "
-    "one byte is silently truncated to len() bytes (bundledtls.py BundledTLSTransport.write)",
-)
+# Regression: write() sent len(data) bytes of a memoryview, not its nbytes
+# (found by this review at 8f57532, fixed in c3da09b)
 def test_write_of_a_memoryview_with_wide_items_sends_all_its_bytes(router: SNIRouter) -> None:
     expected = array.array("I", range(256)).tobytes()
 
@@ -491,13 +483,8 @@ class PauseOnFirstDataResumeFromATask(Recorder):
             asyncio.get_running_loop().create_task(later())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resume_reading restarts the TCP transport at once but delivers the records left in the "
-    "read BIO only from a call_soon; a TCP FIN read in between reaches eof_received -> _app_eof, "
-    "which sets _reading False: the buffered records are never delivered and EOF comes before them "
-    "(bundledtls.py resume_reading / eof_received)",
-)
+# Regression: a FIN read before the call_soon of resume_reading dropped the held records
+# (found by this review at 8f57532, fixed in c3da09b)
 def test_records_held_during_a_pause_are_delivered_before_a_later_tcp_fin(router: SNIRouter) -> None:
     records = [b"first;", b"second;", b"third"]
 
@@ -535,10 +522,10 @@ class PausesOnEveryRecordResumesFromATask(Recorder):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a FIN that arrives while records wait in the read BIO delivers eof_received before them "
-    "or drops them: HEAD's eof_received calls _app_eof at once; the uncommitted fix reads the records "
-    "first but still calls _app_eof when the protocol paused again inside that read "
-    "(bundledtls.py eof_received)",
+    reason="a FIN that arrives while records wait in the read BIO (reading resumed, the call_soon of "
+    "_resume_records not run yet) makes eof_received read them, but it calls _app_eof even when the "
+    "protocol paused again inside that read: the rest of the records is dropped and eof_received "
+    "comes while reading is paused (bundledtls.py eof_received, since c3da09b)",
 )
 def test_every_record_before_a_fin_is_delivered_when_the_protocol_pauses_on_each(router: SNIRouter) -> None:
     records = [b"first;", b"second;", b"third;", b"fourth"]
@@ -572,13 +559,8 @@ class WritesOnce(Recorder):
         self.t.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SSL_MODE_ENABLE_PARTIAL_WRITE makes SSL_write return after one record (16384 bytes) "
-    "even into a memory BIO; write() takes n != len(data) as a failure and aborts the connection: "
-    "any single write() over 16 KiB kills the connection (bundledtls.py BundledTLSContext "
-    "SSL_CTX_set_mode, BundledTLSTransport.write)",
-)
+# Regression: SSL_MODE_ENABLE_PARTIAL_WRITE: any write() over 16 KiB aborted the connection
+# (found by this review at 8f57532, fixed in c3da09b)
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
 def test_a_write_larger_than_one_record_is_delivered(router: SNIRouter, version: ssl.TLSVersion) -> None:
     def client(port: int) -> tuple[bytes, str]:
@@ -604,13 +586,8 @@ class WritesMuchThenCloses(Recorder):
         self.t.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close() has no shutdown timeout (the stdlib engine gets ssl_shutdown_timeout, 5 s; "
-    "server.py passes nothing comparable to BundledTLSServer and the proxy cancels its watchdog "
-    "when it closes): a client that stops reading keeps the connection and its buffered "
-    "response forever (bundledtls.py close, server.py EdgeWorker.run)",
-)
+# Regression: close() had no shutdown timeout: a non-reading client held the connection forever
+# (found by this review at 8f57532, fixed in c3da09b)
 def test_close_towards_a_client_that_never_reads_ends_in_bounded_time(router: SNIRouter) -> None:
     done = threading.Event()
 
@@ -637,12 +614,8 @@ def test_close_towards_a_client_that_never_reads_ends_in_bounded_time(router: SN
     run_on_uvloop(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TLSFacts.alpn is always None: _read_facts never reads SSL_get0_alpn_selected, so "
-    "selected_alpn_protocol() differs from the stdlib engine's after 'http/1.1' was negotiated "
-    "(bundledtls.py _read_facts)",
-)
+# Regression: TLSFacts.alpn was always None
+# (found by this review at 8f57532, fixed in c3da09b)
 def test_selected_alpn_protocol_is_reported(router: SNIRouter) -> None:
     def client(port: int) -> str | None:
         c = BioClient(port, client_context()).handshake()
