@@ -861,11 +861,17 @@ class OpenSSLClient:
     """A client on the bundled OpenSSL itself (through memory BIOs over a blocking socket), for
     what the stdlib client cannot do (renegotiation)."""
 
-    def __init__(self, port: int, server_name: bytes) -> None:
+    def __init__(
+        self, port: int, server_name: bytes, *, version: int | None = None, curves: bytes = b""
+    ) -> None:
         b = bundledtls.binding()
         self.lib, self.ffi = lib, ffi = b.lib, b.ffi
         self.ctx = ffi.gc(lib.SSL_CTX_new(lib.TLS_client_method()), lib.SSL_CTX_free)
-        lib.SSL_CTX_set_max_proto_version(self.ctx, lib.TLS1_2_VERSION)
+        version = lib.TLS1_2_VERSION if version is None else version
+        lib.SSL_CTX_set_min_proto_version(self.ctx, version)
+        lib.SSL_CTX_set_max_proto_version(self.ctx, version)
+        if curves:
+            assert lib.SSL_CTX_set1_curves_list(self.ctx, curves) == 1
         self.ssl = ffi.gc(lib.SSL_new(self.ctx), lib.SSL_free)
         self.rbio, self.wbio = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
         lib.BIO_set_mem_eof_return(self.rbio, -1)
@@ -1004,5 +1010,55 @@ def test_a_paused_connection_buffers_at_most_one_socket_read_whatever_the_client
             finally:
                 stop.set()
                 await task
+
+    run_on_uvloop(scenario())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the SNI callback runs again for the ClientHello that answers a HelloRetryRequest, and for "
+    "no SNI or an unknown one it returns OK without switching back to the listening context or "
+    "resetting the verify mode: a client whose first ClientHello named an mTLS host and whose second "
+    "names none (or an unknown host) gets that host's certificate and a CertificateRequest with its "
+    "CA names while TLSFacts.server_name says None (bundledtls.py install_server_name_callback, "
+    "on_server_name). The verdict is not bypassed: decision.py answers 421 for SNI != Host on mTLS",
+)
+@pytest.mark.parametrize("second", [None, b"nope.example.com"], ids=["no-sni", "unknown-sni"])
+def test_a_retried_client_hello_without_the_mtls_name_gets_neither_its_certificate_nor_a_request(
+    router: SNIRouter, pki: PKI, second: bytes | None
+) -> None:
+    def client(port: int) -> tuple[bytes, int]:
+        # Only a P-384 key share while the server prefers X25519: the server answers HelloRetryRequest.
+        c = OpenSSLClient(port, MTLS.encode(), version=c_lib.TLS1_3_VERSION, curves=b"P-384:X25519")
+        try:
+            c.lib.ERR_clear_error()
+            assert c.lib.SSL_do_handshake(c.ssl) != 1
+            c.flush()
+            assert c.fill()  # the HelloRetryRequest
+            c.lib.SSL_set_tlsext_host_name(c.ssl, c.ffi.NULL if second is None else second)
+            assert c.step(lambda: c.lib.SSL_do_handshake(c.ssl)) == 1
+            assert c.lib.SSL_write(c.ssl, b"hi", 2) == 2
+            c.flush()
+            got = c.ffi.new("char[]", 4)
+            assert c.step(lambda: c.lib.SSL_read(c.ssl, got, 4)) == 2
+            peer = c.lib.SSL_get_peer_certificate(c.ssl)
+            bio = c.ffi.gc(c.lib.BIO_new(c.lib.BIO_s_mem()), c.lib.BIO_free)
+            try:
+                der = bundledtls._der_of(bundledtls.binding(), peer, bio)
+            finally:
+                c.lib.X509_free(peer)
+            names = c.lib.SSL_get_client_CA_list(c.ssl)
+            return der, 0 if names == c.ffi.NULL else int(c.lib.sk_X509_NAME_num(names))
+        finally:
+            c.close()
+
+    c_lib = lib()
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            server_cert, ca_names = await asyncio.to_thread(client, h.port)
+            facts = h.protocol.t.get_extra_info("ssl_object")
+            assert facts.server_name == (None if second is None else second.decode())
+            assert (server_cert == pki.edge_leaf[MTLS], ca_names) == (False, 0)
 
     run_on_uvloop(scenario())
