@@ -1062,3 +1062,30 @@ def test_a_retried_client_hello_without_the_mtls_name_gets_neither_its_certifica
             assert (server_cert == pki.edge_leaf[MTLS], ca_names) == (False, 0)
 
     run_on_uvloop(scenario())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_read_records calls protocol.data_received once per TLS record: a client sending "
+    "1-byte records makes the edge run its HTTP parser once per ~22 wire bytes (about 11,000 "
+    "Python calls per 256 KiB read); the stdlib engine (uvloop SSLProtocol._do_read__copied) "
+    "joins everything one socket read decrypted into one data_received (bundledtls.py _read_records)",
+)
+def test_tiny_records_in_one_burst_reach_the_protocol_in_few_calls(router: SNIRouter) -> None:
+    count = 2000
+
+    def client(port: int) -> None:
+        c = BioClient(port, client_context()).handshake()
+        try:
+            c.send(*([b"."] * count))  # 2000 one-byte records, one sendall (~44 KB)
+            assert c.read(count) == b"." * count
+        finally:
+            c.close()
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            await asyncio.to_thread(client, h.port)
+            calls = h.protocol.kinds().count("data")
+            assert calls <= 20, f"{calls} data_received calls for {count} records"
+
+    run_on_uvloop(scenario())
