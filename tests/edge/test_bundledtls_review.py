@@ -1089,3 +1089,45 @@ def test_tiny_records_in_one_burst_reach_the_protocol_in_few_calls(router: SNIRo
             assert calls <= 20, f"{calls} data_received calls for {count} records"
 
     run_on_uvloop(scenario())
+
+
+def test_an_oversized_client_certificate_message_fails_the_handshake_without_a_protocol(
+    router: SNIRouter, pki: PKI
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fat client")])
+    fat = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x00" * 150_000), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = fat.public_bytes(PEM) + _key_pem(key)
+
+    def client(port: int) -> str:
+        try:
+            _handshake_and_echo(port, client_context(TLS13, pem=pem), MTLS)
+        except (ssl.SSLError, ConnectionError) as exc:
+            return type(exc).__name__
+        return "completed"
+
+    async def scenario() -> None:
+        async with serve(Echo, router) as h:
+            assert await asyncio.to_thread(client, h.port) != "completed"
+            await until(lambda: h.server.handshakes_failed == 1, "the failed handshake")
+            assert h.protocols == []
+            assert lib().ERR_peek_error() == 0
+            # a normal mTLS client still gets through
+            seen, _ = await asyncio.to_thread(
+                _handshake_and_echo, h.port, client_context(TLS13, pem=pki.client_pem), MTLS
+            )
+            assert seen == pki.edge_leaf[MTLS]
+
+    run_on_uvloop(scenario())
