@@ -520,13 +520,6 @@ class PausesOnEveryRecordResumesFromATask(Recorder):
         asyncio.get_running_loop().create_task(later())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a FIN that arrives while records wait in the read BIO (reading resumed, the call_soon of "
-    "_resume_records not run yet) makes eof_received read them, but it calls _app_eof even when the "
-    "protocol paused again inside that read: the rest of the records is dropped and eof_received "
-    "comes while reading is paused (bundledtls.py eof_received, since c3da09b)",
-)
 def test_every_record_before_a_fin_is_delivered_when_the_protocol_pauses_on_each(router: SNIRouter) -> None:
     records = [b"first;", b"second;", b"third;", b"fourth"]
 
@@ -1014,15 +1007,6 @@ def test_a_paused_connection_buffers_at_most_one_socket_read_whatever_the_client
     run_on_uvloop(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SNI callback runs again for the ClientHello that answers a HelloRetryRequest, and for "
-    "no SNI or an unknown one it returns OK without switching back to the listening context or "
-    "resetting the verify mode: a client whose first ClientHello named an mTLS host and whose second "
-    "names none (or an unknown host) gets that host's certificate and a CertificateRequest with its "
-    "CA names while TLSFacts.server_name says None (bundledtls.py install_server_name_callback, "
-    "on_server_name). The verdict is not bypassed: decision.py answers 421 for SNI != Host on mTLS",
-)
 @pytest.mark.parametrize("second", [None, b"nope.example.com"], ids=["no-sni", "unknown-sni"])
 def test_a_retried_client_hello_without_the_mtls_name_gets_neither_its_certificate_nor_a_request(
     router: SNIRouter, pki: PKI, second: bytes | None
@@ -1064,13 +1048,6 @@ def test_a_retried_client_hello_without_the_mtls_name_gets_neither_its_certifica
     run_on_uvloop(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_read_records calls protocol.data_received once per TLS record: a client sending "
-    "1-byte records makes the edge run its HTTP parser once per ~22 wire bytes (about 11,000 "
-    "Python calls per 256 KiB read); the stdlib engine (uvloop SSLProtocol._do_read__copied) "
-    "joins everything one socket read decrypted into one data_received (bundledtls.py _read_records)",
-)
 def test_tiny_records_in_one_burst_reach_the_protocol_in_few_calls(router: SNIRouter) -> None:
     count = 2000
 

@@ -185,12 +185,14 @@ class BundledTLSContext:
         ):
             raise ValueError(f"TLS protocol settings refused: {b.error_text()}")
         _load_certificate(b, ctx, chain_pem, key_pem)
+        # Depth 0 limits OpenSSL's own chain building, whose result the accept-all callback
+        # ignores anyway; set on every context, since an SSL takes its verify parameters from the
+        # listening context it is made from (SSL_set_SSL_CTX does not change them).
+        lib.SSL_CTX_set_verify_depth(ctx, 0)
         self.request_client_certificate = client_ca_names is not None
         self.client_ca_names = tuple(client_ca_names or ())
         if self.request_client_certificate:
             lib.SSL_CTX_set_client_CA_list(ctx, _name_stack(b, self.client_ca_names))
-            # Depth 0: OpenSSL keeps everything the client sent but checks no chain signature.
-            lib.SSL_CTX_set_verify_depth(ctx, 0)
             self.verify_mode = int(lib.SSL_VERIFY_PEER)
             lib.SSL_CTX_set_verify(ctx, self.verify_mode, b.accept_any_chain)
         else:
@@ -243,6 +245,9 @@ def _name_stack(b: Binding, names_der: Sequence[bytes]) -> Any:
         cursor = ffi.new("unsigned char **", data)
         name = lib.d2i_X509_NAME(ffi.NULL, cursor, len(der))
         if name == ffi.NULL:
+            for i in range(lib.sk_X509_NAME_num(stack)):
+                lib.X509_NAME_free(lib.sk_X509_NAME_value(stack, i))
+            lib.sk_X509_NAME_free(stack)
             raise ValueError(f"a CA name is not a DER X.509 name: {b.error_text()}")
         lib.sk_X509_NAME_push(stack, name)
     return stack
@@ -426,6 +431,8 @@ def install_server_name_callback(
     set_ctx, set_verify, get_name = lib.SSL_set_SSL_CTX, lib.SSL_set_verify, lib.SSL_get_servername
     accept_any = b.accept_any_chain
     null = ffi.NULL
+    listening_ptr = listening.pointer
+    verify_none = int(lib.SSL_VERIFY_NONE)
 
     def on_server_name(ssl_ptr: Any, alert: Any, _arg: Any) -> int:
         try:
@@ -433,7 +440,11 @@ def install_server_name_callback(
                 on_client_hello()
             raw = get_name(ssl_ptr, host_name)
             if raw == null:
-                return ok  # no SNI: the listening context (placeholder, no client certificate)
+                # No SNI: the listening context (placeholder, no client certificate). Set it again:
+                # after a HelloRetryRequest this runs a second time, maybe after a host was chosen.
+                set_ctx(ssl_ptr, listening_ptr)
+                set_verify(ssl_ptr, verify_none, null)
+                return ok
             name = ffi.string(raw).decode("ascii", "replace").rstrip(".").lower()
             try:
                 ctx = lookup(name)
@@ -445,6 +456,8 @@ def install_server_name_callback(
                 if unknown_alert:
                     alert[0] = ALERT_UNRECOGNIZED_NAME
                     return fatal
+                set_ctx(ssl_ptr, listening_ptr)
+                set_verify(ssl_ptr, verify_none, null)
                 return ok
             set_ctx(ssl_ptr, ctx.pointer)  # certificate and CA names follow the context
             # ... the verify mode does not: SSL_set_SSL_CTX keeps the one the SSL was made with.
@@ -540,9 +553,10 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
             return None
         if self._reading:
             self._read_records()  # what came before the FIN, first
+        if self._reading:
             self._app_eof()
         else:
-            self._eof_pending = True  # delivered after the records, on resume_reading
+            self._eof_pending = True  # delivered after the held records, on resume_reading
         return True  # we close (with close_notify) ourselves
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -628,17 +642,29 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
         assert protocol is not None
         clear = lib.ERR_clear_error
         while self._reading and not self._closing:
-            clear()  # the protocol may have left errors in this thread's queue (cryptography shares it)
-            n = lib.SSL_read(ssl_ptr, buf, READ_SIZE)
-            if n > 0:
-                protocol.data_received(unpack(buf, n))
-                continue
-            err = lib.SSL_get_error(ssl_ptr, n)
+            # Everything this burst decrypts goes to the protocol in one call (as uvloop's
+            # SSLProtocol does): a burst of tiny records must not cost a parser call each.
+            pieces: list[bytes] = []
+            err = 0
+            while True:
+                clear()  # the protocol may leave errors in this thread's queue (cryptography shares it)
+                n = lib.SSL_read(ssl_ptr, buf, READ_SIZE)
+                if n <= 0:
+                    err = lib.SSL_get_error(ssl_ptr, n)
+                    break
+                pieces.append(unpack(buf, n))
+            if pieces:
+                protocol.data_received(pieces[0] if len(pieces) == 1 else b"".join(pieces))
             if err == self._want_read_flag:
                 break
             lib.ERR_clear_error()
+            if self._closing:
+                return
             if err == lib.SSL_ERROR_ZERO_RETURN:  # close_notify
-                self._app_eof()
+                if self._reading:
+                    self._app_eof()
+                else:
+                    self._eof_pending = True
             else:
                 self._fatal(ConnectionResetError("TLS connection failed"))
             return

@@ -334,8 +334,14 @@ class SNIRouter:
         self, connection: SSLConnection, name: str | None, _ctx: ssl.SSLContext
     ) -> int | None:
         self._client_hello()
+        listening = self.listening_context
         if name is None:
-            return None  # no SNI: stay on the default context
+            # No SNI: the default context. Set it again, since after a HelloRetryRequest this
+            # runs a second time, possibly after a host's context was chosen for the first hello.
+            self._server_names.pop(connection, None)
+            if isinstance(listening, ssl.SSLContext) and not isinstance(connection, bundledtls.TLSFacts):
+                connection.context = listening
+            return None
         name = normalize_server_name(name)
         self._server_names[connection] = name
         try:
@@ -345,7 +351,11 @@ class SNIRouter:
             # as loadable): refuse rather than serve this hostname with the placeholder.
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         if ctx is None:
-            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if self._unknown_sni == "alert" else None
+            if self._unknown_sni == "alert":
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            if isinstance(listening, ssl.SSLContext) and not isinstance(connection, bundledtls.TLSFacts):
+                connection.context = listening  # (see above: a second ClientHello)
+            return None
         if not isinstance(ctx, ssl.SSLContext) or isinstance(connection, bundledtls.TLSFacts):
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         connection.context = ctx  # SSL_set_SSL_CTX: certificate, CA names, cert callbacks follow
