@@ -14,9 +14,9 @@ measurements and the reasons.
 What it guarantees is what ``tls`` guarantees for the stdlib engine:
 
 * an mTLS hostname asks for a client certificate with its anchors as CA names, and the handshake
-  completes whatever the client sends: the verify callback accepts every chain and the verify
-  depth is 0, so OpenSSL checks no chain signature at all (only the client's CertificateVerify,
-  i.e. that it holds the key). The verdict is made per request by ``clientauth``;
+  completes whatever the client sends: the verify callback accepts every chain, so OpenSSL's own
+  chain result is ignored (it still checks the client's CertificateVerify, i.e. that the client
+  holds the key). The verdict is made per request by ``clientauth``;
 * any other hostname requests no certificate;
 * no resumption: tickets are stateful (``SSL_OP_NO_TICKET``) and the server session cache is off,
   so no ticket a client holds can ever resume a session (TLS 1.3 still sends two such unusable
