@@ -616,25 +616,8 @@ def _pieces() -> list[bytes]:
 
 
 def _bundled_context() -> BundledTLSContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = EdgeTLSCertificate(
-        chain_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode(),
-    )
+    cert_pem, key_pem = _self_signed_pem()
+    pem = EdgeTLSCertificate(chain_pem=cert_pem.decode(), key_pem=key_pem.decode())
     ctx = TLSContextFactory(TLSSettings(engine="bundled")).host_context(pem, None)
     assert isinstance(ctx, BundledTLSContext)
     return ctx
@@ -1199,7 +1182,8 @@ def test_pool_settings_reach_the_proxy(run: Run) -> None:
     run(scenario())
 
 
-def _server_context(tmp: Path) -> ssl.SSLContext:
+def _self_signed_pem() -> tuple[bytes, bytes]:
+    """A fresh self-signed ECDSA certificate for ``a.test`` and its key, both PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a.test")])
     now = dt.datetime.now(dt.UTC)
@@ -1213,12 +1197,16 @@ def _server_context(tmp: Path) -> ssl.SSLContext:
         .not_valid_after(now + dt.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
-    (tmp / "edge.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "edge.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _server_context(tmp: Path) -> ssl.SSLContext:
+    cert_pem, key_pem = _self_signed_pem()
+    (tmp / "edge.pem").write_bytes(cert_pem)
+    (tmp / "edge.key").write_bytes(key_pem)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp / "edge.pem", tmp / "edge.key")
     return ctx
