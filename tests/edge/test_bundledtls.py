@@ -15,106 +15,48 @@ from __future__ import annotations
 
 import array
 import asyncio
-import datetime as dt
 import hashlib
 import random
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Iterator
+from typing import cast
 
 import pytest
-import uvloop
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.edge.bundledtls_support import (
+    PKI,
+    TIMEOUT,
+    TLS12,
+    TLS13,
+    VERSIONS,
+    BioClient,
+    LineEcho,
+    Recorder,
+    clean_error_queue,
+    client_context,
+    make_pki,
+    pattern,
+    read_until_closed,
+    run_on_uvloop,
+    serve,
+    stale_openssl_error,
+    until,
+)
 
 from certgate.edge import bundledtls
 from certgate.edge.tls import SNIRouter, TLSContextFactory, TLSSettings, peer_certificates
-from certgate.snapshot.format import EdgeTLSCertificate
 
-DER = serialization.Encoding.DER
-PEM = serialization.Encoding.PEM
-NOW = dt.datetime.now(dt.UTC)
-TLS12, TLS13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
-VERSIONS = [TLS12, TLS13]
 #: Kernel buffers small enough that a non-reading client blocks the server within a few records.
 SMALL_BUFFER = 16 * 1024
-TIMEOUT = 5.0
-
-
-# ------------------------------------------------------------------------------------------------
-# test PKI (ECDSA P-256, built once per module)
-
-
-def _certificate(
-    subject: str,
-    *,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    ca: bool,
-    dns: str | None = None,
-    client: bool = False,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer[0].subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if dns is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
-    if client:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256()), key
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-@dataclass(frozen=True)
-class PKI:
-    edge: dict[str, EdgeTLSCertificate]
-    client_root: x509.Certificate
-    client_chain: tuple[x509.Certificate, x509.Certificate]  # leaf, intermediate
-    client_pem: bytes  # chain and key, for load_cert_chain
-
-    @property
-    def leaf_der(self) -> bytes:
-        return self.client_chain[0].public_bytes(DER)
-
-    @property
-    def intermediate_der(self) -> bytes:
-        return self.client_chain[1].public_bytes(DER)
 
 
 @pytest.fixture(scope="module")
 def pki() -> PKI:
-    edge_ca = _certificate("Edge CA", issuer=None, ca=True)
-    edge = {}
-    for host in ("mtls.example.com", "plain.example.com"):
-        cert, key = _certificate(host, issuer=edge_ca, ca=False, dns=host)
-        edge[host] = EdgeTLSCertificate(
-            chain_pem=cert.public_bytes(PEM).decode(), key_pem=_key_pem(key).decode()
-        )
-    root = _certificate("Client Root", issuer=None, ca=True)
-    intermediate = _certificate("Client Issuing CA", issuer=root, ca=True)
-    leaf, leaf_key = _certificate("device-1", issuer=intermediate, ca=False, client=True)
-    client_pem = leaf.public_bytes(PEM) + intermediate[0].public_bytes(PEM) + _key_pem(leaf_key)
-    return PKI(edge, root[0], (leaf, intermediate[0]), client_pem)
+    return make_pki()
 
 
 @pytest.fixture(scope="module")
@@ -132,290 +74,10 @@ def listening(factory: TLSContextFactory) -> bundledtls.BundledTLSContext:
     return ctx
 
 
-def client_context(
-    version: ssl.TLSVersion = TLS13, *, pem: bytes | None = None, alpn: list[str] | None = None
-) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ctx.maximum_version = version
-    if pem is not None:
-        with tempfile.NamedTemporaryFile() as file:
-            file.write(pem)
-            file.flush()
-            ctx.load_cert_chain(file.name)
-    if alpn is not None:
-        ctx.set_alpn_protocols(alpn)
-    return ctx
-
-
-def run_on_uvloop(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Loopback tests run on uvloop, the edge's production loop."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coroutine)
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Wait (serving the loop) until ``predicate()`` holds; fail with ``what`` after ``TIMEOUT``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
-
-
-def stale_openssl_error() -> None:
-    """Leave errors in this thread's error queue of cryptography's OpenSSL, like a failed call
-    elsewhere in the process would (the queue is per thread, shared by every user of the library)."""
-    b = bundledtls.binding()
-    lib, ffi = b.lib, b.ffi
-    lib.ERR_put_error(lib.ERR_LIB_EVP, 0, 65, b"elsewhere.c", 1)  # any reason: it is never read
-    garbage = b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
-    bio = ffi.gc(lib.BIO_new_mem_buf(garbage, len(garbage)), lib.BIO_free)
-    assert lib.PEM_read_bio_X509(bio, ffi.NULL, ffi.NULL, ffi.NULL) == ffi.NULL
-    assert lib.ERR_peek_error() != 0
-
-
-# ------------------------------------------------------------------------------------------------
-# the recording protocol and the server harness
-
-
-class Recorder(asyncio.Protocol):
-    """Records every callback and every breach of the protocol contract."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.breaches: list[str] = []
-        self.transport: asyncio.Transport | None = None
-        self.received = bytearray()
-        self.made = self.eof = False
-        self.lost: list[Exception | None] = []
-        self.reading_paused = False  # set by tests/subclasses that call pause_reading
-
-    @property
-    def t(self) -> asyncio.Transport:
-        assert self.transport is not None
-        return self.transport
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.made:
-            self.breaches.append("connection_made twice")
-        self.made = True
-        self.transport = cast(asyncio.Transport, transport)
-        self.events.append(("made", None))
-
-    def data_received(self, data: bytes) -> None:
-        if not self.made or self.lost:
-            self.breaches.append("data_received outside the connection")
-        if self.eof:
-            self.breaches.append("data_received after eof_received")
-        if self.reading_paused:
-            self.breaches.append("data_received while reading is paused")
-        if not isinstance(data, bytes):
-            self.breaches.append(f"data_received got {type(data).__name__}")
-        self.received += data
-        self.events.append(("data", bytes(data)))
-
-    def eof_received(self) -> bool | None:
-        if not self.made or self.lost or self.eof:
-            self.breaches.append("eof_received out of order")
-        if self.reading_paused:
-            self.breaches.append("eof_received while reading is paused")
-        self.eof = True
-        self.events.append(("eof", None))
-        return None
-
-    def pause_writing(self) -> None:
-        self.events.append(("pause_writing", self.t.get_write_buffer_size()))
-
-    def resume_writing(self) -> None:
-        self.events.append(("resume_writing", self.t.get_write_buffer_size()))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.made:
-            self.breaches.append("connection_lost before connection_made")
-        if self.lost:
-            self.breaches.append("connection_lost twice")
-        self.lost.append(exc)
-        self.events.append(("lost", exc))
-
-    def pause(self) -> None:
-        self.reading_paused = True
-        self.t.pause_reading()
-
-    def resume(self) -> None:
-        self.reading_paused = False
-        self.t.resume_reading()
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
-
-
-class Echo(Recorder):
-    """Answers every line with the line; ``quit`` closes; ``big N`` answers N bytes then ``\\n``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._line = b""
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._line += data
-        while b"\n" in self._line:
-            line, self._line = self._line.split(b"\n", 1)
-            if line == b"quit":
-                self.t.close()
-                return
-            if line.startswith(b"big "):
-                self.t.write(pattern(int(line[4:])) + b"\n")
-            else:
-                self.t.write(line + b"\n")
-
-
-def pattern(n: int) -> bytes:
-    return (b"0123456789abcdef" * (n // 16 + 1))[:n]
-
-
-@dataclass
-class Harness:
-    server: bundledtls.BundledTLSServer
-    port: int
-    protocols: list[Recorder] = field(default_factory=list)
-
-    @property
-    def protocol(self) -> Recorder:
-        assert len(self.protocols) == 1, f"{len(self.protocols)} connections"
-        return self.protocols[0]
-
-
-@asynccontextmanager
-async def serve(
-    make: Callable[[], Recorder],
-    listening: bundledtls.BundledTLSContext,
-    *,
-    handshake_timeout: float = 30.0,
-) -> AsyncIterator[Harness]:
-    """A ``SocketTLSServer`` on a loopback port; the test fails if any protocol breached the contract."""
-    loop = asyncio.get_running_loop()
-    assert "uvloop" in type(loop).__module__
-    sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
-    harness: Harness
-
-    def factory() -> Recorder:
-        protocol = make()
-        harness.protocols.append(protocol)
-        return protocol
-
-    server = bundledtls.BundledTLSServer(
-        loop, sock, factory, listening, handshake_timeout=handshake_timeout, max_intermediates=8
-    )
-    harness = Harness(server, sock.getsockname()[1])
-    await server.start()
-    try:
-        yield harness
-    finally:
-        server.close()
-        for protocol in harness.protocols:
-            if protocol.transport is not None:
-                protocol.transport.abort()  # frees the SSL of what a failed test left open
-        await asyncio.sleep(0)
-    breaches = [b for p in harness.protocols for b in p.breaches]
-    assert not breaches, breaches
-
-
-class BioClient:
-    """A blocking TLS client over ``ssl.MemoryBIO``: exact control of the bytes on the wire."""
-
-    def __init__(self, port: int, ctx: ssl.SSLContext, server_name: str | None = "plain.example.com") -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
-
-    def flush(self) -> None:
-        data = self.outgoing.read()
-        if data:
-            self.sock.sendall(data)
-
-    def _fill(self) -> bool:
-        try:
-            data = self.sock.recv(1 << 16)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.incoming.write_eof()
-            return False
-        self.incoming.write(data)
-        return True
-
-    def handshake(self) -> BioClient:
-        while True:
-            try:
-                self.obj.do_handshake()
-            except ssl.SSLWantReadError:
-                self.flush()
-                if not self._fill():
-                    raise ConnectionError("EOF during the handshake") from None
-                continue
-            self.flush()
-            return self
-
-    def send(self, *records: bytes) -> None:
-        """Each argument becomes one TLS record; all of them leave in one ``sendall``."""
-        for record in records:
-            self.obj.write(record)
-        self.flush()
-
-    def send_close_notify(self) -> None:
-        try:
-            self.obj.unwrap()
-        except ssl.SSLWantReadError:
-            pass
-        self.flush()
-
-    def read(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            try:
-                out += self.obj.read(n - len(out))
-            except ssl.SSLWantReadError:
-                if not self._fill():
-                    raise ConnectionError(f"EOF after {len(out)} of {n} bytes") from None
-        return bytes(out)
-
-    def read_to_end(self) -> tuple[bytes, str]:
-        """Everything until the connection ends, and how: 'close_notify', 'eof' (TCP only), 'reset'."""
-        out = bytearray()
-        while True:
-            try:
-                data = self.obj.read(1 << 16)
-                if not data:  # CPython reads a close_notify as b""
-                    return bytes(out), "close_notify"
-                out += data
-            except ssl.SSLWantReadError:
-                try:
-                    data = self.sock.recv(1 << 16)
-                except ConnectionResetError:
-                    return bytes(out), "reset"
-                if data:
-                    self.incoming.write(data)
-                else:
-                    self.incoming.write_eof()
-            except ssl.SSLZeroReturnError:
-                return bytes(out), "close_notify"
-            except ssl.SSLEOFError:
-                return bytes(out), "eof"
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture(autouse=True)
 def _no_stale_errors() -> Iterator[None]:
     """Tests start and end with an empty error queue (test 8 pushes errors on purpose)."""
-    bundledtls.binding().lib.ERR_clear_error()
-    yield
-    bundledtls.binding().lib.ERR_clear_error()
+    yield from clean_error_queue()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -484,7 +146,8 @@ class Streamer(Recorder):
             if isinstance(chunk, bytearray):
                 chunk[:] = b"\x00" * len(chunk)
             elif isinstance(chunk, memoryview):
-                chunk.obj[:] = b"\x00" * len(chunk.obj)  # type: ignore[index]
+                underlying = cast(bytearray, chunk.obj)
+                underlying[:] = b"\x00" * len(underlying)
         if self.next == len(self.chunks) and not self.closing:
             # From a fresh callback (closing inside resume_writing has a test of its own).
             self.closing = True
@@ -741,7 +404,7 @@ def test_client_close_notify_is_eof_received_then_connection_lost_none(
             c.close()
 
     async def scenario() -> None:
-        async with serve(Echo, listening) as h:
+        async with serve(LineEcho, listening) as h:
             data, end = await asyncio.to_thread(client, h.port)
             proto = h.protocol
             await until(lambda: bool(proto.lost), "connection_lost")
@@ -764,7 +427,7 @@ def test_client_tcp_close_without_close_notify_is_eof_received_then_connection_l
         c.close()
 
     async def scenario() -> None:
-        async with serve(Echo, listening) as h:
+        async with serve(LineEcho, listening) as h:
             await asyncio.to_thread(client, h.port)
             proto = h.protocol
             await until(lambda: bool(proto.lost), "connection_lost")
@@ -990,23 +653,13 @@ def test_closing_inside_connection_made_and_data_received(listening: bundledtls.
 # 5. handshake failures
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    out = b""
-    try:
-        while data := sock.recv(1 << 16):
-            out += data
-    except ConnectionResetError:
-        pass
-    return out
-
-
 def test_failed_handshakes_create_no_protocol_close_the_socket_and_are_counted(
     listening: bundledtls.BundledTLSContext,
 ) -> None:
     def garbage(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: plain.example.com\r\n\r\n")
-            return _read_until_closed(sock)  # a timeout here (TIMEOUT << 30 s) fails the test
+            return read_until_closed(sock)  # a timeout here (TIMEOUT << 30 s) fails the test
 
     def tls11(port: int) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -1025,7 +678,7 @@ def test_failed_handshakes_create_no_protocol_close_the_socket_and_are_counted(
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
             sock.shutdown(socket.SHUT_WR)
-            return _read_until_closed(sock)
+            return read_until_closed(sock)
 
     def good(port: int) -> bytes:
         c = BioClient(port, client_context()).handshake()
@@ -1036,7 +689,7 @@ def test_failed_handshakes_create_no_protocol_close_the_socket_and_are_counted(
             c.close()
 
     async def scenario() -> None:
-        async with serve(Echo, listening, handshake_timeout=30) as h:
+        async with serve(LineEcho, listening, handshake_timeout=30) as h:
             answer = await asyncio.to_thread(garbage, h.port)
             assert not answer.startswith(b"HTTP")  # at most a TLS alert
             await until(lambda: h.server.handshakes_failed == 1, "the garbage handshake to count")
@@ -1057,7 +710,7 @@ def test_silent_clients_are_dropped_at_the_handshake_timeout(listening: bundledt
     def silent(port: int) -> tuple[bytes, float]:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             t0 = time.monotonic()
-            data = _read_until_closed(sock)
+            data = read_until_closed(sock)
             return data, time.monotonic() - t0
 
     def good(port: int) -> BioClient:
@@ -1067,7 +720,7 @@ def test_silent_clients_are_dropped_at_the_handshake_timeout(listening: bundledt
         return c
 
     async def scenario() -> None:
-        async with serve(Echo, listening, handshake_timeout=0.3) as h:
+        async with serve(LineEcho, listening, handshake_timeout=0.3) as h:
             results = await asyncio.gather(*(asyncio.to_thread(silent, h.port) for _ in range(3)))
             for data, waited in results:
                 assert data == b""  # closed without a byte sent
@@ -1114,7 +767,7 @@ def test_server_close_refuses_new_drops_handshakes_and_waits_for_established(
 
     def rest_until_closed(c: BioClient) -> bytes:
         try:
-            return _read_until_closed(c.sock)
+            return read_until_closed(c.sock)
         finally:
             c.close()
 
@@ -1132,7 +785,7 @@ def test_server_close_refuses_new_drops_handshakes_and_waits_for_established(
         return False
 
     async def scenario() -> None:
-        async with serve(Echo, listening) as h:
+        async with serve(LineEcho, listening) as h:
             alive = await asyncio.to_thread(established, h.port)
             pending = await asyncio.to_thread(half_handshake, h.port)
             await until(lambda: hellos == 2, "the second ClientHello")
@@ -1176,7 +829,7 @@ def test_server_close_refuses_new_drops_handshakes_and_waits_for_established(
 
 def test_wait_closed_returns_at_once_without_connections(listening: bundledtls.BundledTLSContext) -> None:
     async def scenario() -> None:
-        async with serve(Echo, listening) as h:
+        async with serve(LineEcho, listening) as h:
             h.server.close()
             await asyncio.wait_for(h.server.wait_closed(), TIMEOUT)
 
@@ -1319,7 +972,7 @@ def test_stale_errors_between_requests_do_not_break_a_keep_alive_connection(
         return c.read(n)
 
     async def scenario() -> None:
-        async with serve(Echo, listening) as h:
+        async with serve(LineEcho, listening) as h:
             c = await asyncio.to_thread(lambda: BioClient(h.port, client_context()).handshake())
             try:
                 for i in range(3):
@@ -1405,7 +1058,7 @@ def test_two_hundred_concurrent_clients_each_get_their_answer(
             await writer.wait_closed()
 
     async def scenario() -> None:
-        async with serve(Echo, listening) as h:
+        async with serve(LineEcho, listening) as h:
             answers = await asyncio.wait_for(
                 asyncio.gather(*(one(h.port, i) for i in range(200))), 3 * TIMEOUT
             )

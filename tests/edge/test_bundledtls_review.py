@@ -12,95 +12,48 @@ import asyncio
 import datetime as dt
 import socket
 import ssl
-import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-import uvloop
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+from tests.edge.bundledtls_support import (
+    MTLS,
+    NOW,
+    PEM,
+    PKI,
+    PLAIN,
+    TIMEOUT,
+    TLS12,
+    TLS13,
+    VERSIONS,
+    BioClient,
+    Echo,
+    Recorder,
+    clean_error_queue,
+    key_pem,
+    lib,
+    make_pki,
+    read_until_closed,
+    run_on_uvloop,
+    serve,
+    stale_openssl_error,
+    until,
+)
+from tests.edge.bundledtls_support import client_context as support_client_context
 
 from certgate.edge import bundledtls
 from certgate.edge.tls import SNIRouter, TLSContextFactory, TLSSettings, client_ca_names_of
-from certgate.snapshot.format import EdgeTLSCertificate
-
-DER = serialization.Encoding.DER
-PEM = serialization.Encoding.PEM
-NOW = dt.datetime.now(dt.UTC)
-TLS12, TLS13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
-VERSIONS = [TLS12, TLS13]
-TIMEOUT = 5.0
-MTLS, PLAIN = "mtls.example.com", "plain.example.com"
-
-
-# ------------------------------------------------------------------------------------------------
-# PKI
-
-
-def _certificate(
-    subject: str,
-    *,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    ca: bool,
-    dns: str | None = None,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer[0].subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if dns is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
-    if not ca and dns is None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256()), key
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-@dataclass(frozen=True)
-class PKI:
-    edge: dict[str, EdgeTLSCertificate]
-    edge_leaf: dict[str, bytes]
-    client_root: x509.Certificate
-    leaf_der: bytes
-    intermediate_der: bytes
-    client_pem: bytes
 
 
 @pytest.fixture(scope="module")
 def pki() -> PKI:
-    edge_ca = _certificate("Edge CA", issuer=None, ca=True)
-    edge, edge_leaf = {}, {}
-    for host in (MTLS, PLAIN):
-        cert, key = _certificate(host, issuer=edge_ca, ca=False, dns=host)
-        edge[host] = EdgeTLSCertificate(
-            chain_pem=cert.public_bytes(PEM).decode(), key_pem=_key_pem(key).decode()
-        )
-        edge_leaf[host] = cert.public_bytes(DER)
-    root = _certificate("Client Root", issuer=None, ca=True)
-    intermediate = _certificate("Client Issuing CA", issuer=root, ca=True)
-    leaf, leaf_key = _certificate("device-1", issuer=intermediate, ca=False)
-    client_pem = leaf.public_bytes(PEM) + intermediate[0].public_bytes(PEM) + _key_pem(leaf_key)
-    return PKI(
-        edge, edge_leaf, root[0], leaf.public_bytes(DER), intermediate[0].public_bytes(DER), client_pem
-    )
+    return make_pki()
 
 
 @pytest.fixture(scope="module")
@@ -117,269 +70,13 @@ def router(pki: PKI) -> SNIRouter:
 
 
 def client_context(version: ssl.TLSVersion = TLS13, *, pem: bytes | None = None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ctx.maximum_version = version
-    ctx.set_alpn_protocols(["http/1.1"])
-    if pem is not None:
-        with tempfile.NamedTemporaryFile() as file:
-            file.write(pem)
-            file.flush()
-            ctx.load_cert_chain(file.name)
-    return ctx
-
-
-def run_on_uvloop(coroutine: Coroutine[Any, Any, None]) -> None:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coroutine)
-
-
-async def until(predicate: Callable[[], bool], what: str, within: float = TIMEOUT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
-
-
-def lib() -> Any:
-    return bundledtls.binding().lib
-
-
-def push_stale_openssl_error() -> None:
-    """An error left in this thread's queue by some other user of cryptography's OpenSSL."""
-    lib().ERR_put_error(lib().ERR_LIB_EVP, 0, 65, b"elsewhere.c", 1)
-    assert lib().ERR_peek_error() != 0
+    """Every client here offers ``http/1.1`` by ALPN, as the edge's HTTP clients do."""
+    return support_client_context(version, pem=pem, alpn=["http/1.1"])
 
 
 @pytest.fixture(autouse=True)
 def _clean_error_queue() -> Iterator[None]:
-    lib().ERR_clear_error()
-    yield
-    lib().ERR_clear_error()
-
-
-# ------------------------------------------------------------------------------------------------
-# the recording protocol, the server and the client
-
-
-class Recorder(asyncio.Protocol):
-    """Records every callback and every breach of asyncio's protocol contract."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.breaches: list[str] = []
-        self.transport: asyncio.Transport | None = None
-        self.received = bytearray()
-        self.made = self.eof = False
-        self.lost: list[Exception | None] = []
-        self.reading_paused = False
-
-    @property
-    def t(self) -> asyncio.Transport:
-        assert self.transport is not None
-        return self.transport
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.made:
-            self.breaches.append("connection_made twice")
-        self.made = True
-        self.transport = cast(asyncio.Transport, transport)
-        self.events.append(("made", None))
-
-    def data_received(self, data: bytes) -> None:
-        if not self.made or self.lost or self.eof:
-            self.breaches.append("data_received outside the open connection")
-        if self.reading_paused:
-            self.breaches.append("data_received while reading is paused")
-        self.received += data
-        self.events.append(("data", bytes(data)))
-
-    def eof_received(self) -> bool | None:
-        if not self.made or self.lost or self.eof:
-            self.breaches.append("eof_received out of order")
-        if self.reading_paused:
-            self.breaches.append("eof_received while reading is paused")
-        self.eof = True
-        self.events.append(("eof", None))
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.made:
-            self.breaches.append("connection_lost before connection_made")
-        if self.lost:
-            self.breaches.append("connection_lost twice")
-        self.lost.append(exc)
-        self.events.append(("lost", exc))
-
-    def pause(self) -> None:
-        self.reading_paused = True
-        self.t.pause_reading()
-
-    def resume(self) -> None:
-        self.reading_paused = False
-        self.t.resume_reading()
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
-
-
-class Echo(Recorder):
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self.t.write(data)
-
-
-@dataclass
-class Harness:
-    server: bundledtls.BundledTLSServer
-    port: int
-    protocols: list[Recorder] = field(default_factory=list)
-
-    @property
-    def protocol(self) -> Recorder:
-        assert len(self.protocols) == 1, f"{len(self.protocols)} connections"
-        return self.protocols[0]
-
-    def transport(self) -> bundledtls.BundledTLSTransport:
-        return cast(bundledtls.BundledTLSTransport, self.protocol.t)
-
-
-@asynccontextmanager
-async def serve(
-    make: Callable[[], Recorder],
-    router: SNIRouter,
-    *,
-    handshake_timeout: float = 30.0,
-    shutdown_timeout: float | None = None,
-) -> AsyncIterator[Harness]:
-    loop = asyncio.get_running_loop()
-    assert "uvloop" in type(loop).__module__
-    sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-    harness: Harness
-
-    def factory() -> Recorder:
-        protocol = make()
-        harness.protocols.append(protocol)
-        return protocol
-
-    listening = router.listening_context
-    assert isinstance(listening, bundledtls.BundledTLSContext)
-    extra: dict[str, Any] = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
-    server = bundledtls.BundledTLSServer(
-        loop, sock, factory, listening, handshake_timeout=handshake_timeout, max_intermediates=8, **extra
-    )
-    harness = Harness(server, sock.getsockname()[1])
-    await server.start()
-    try:
-        yield harness
-    finally:
-        server.close()
-        for protocol in harness.protocols:
-            if protocol.transport is not None:
-                protocol.transport.abort()
-        await asyncio.sleep(0.01)
-    breaches = [b for p in harness.protocols for b in p.breaches]
-    assert not breaches, breaches
-
-
-class BioClient:
-    """A blocking TLS client over ``ssl.MemoryBIO``: exact control of the bytes on the wire."""
-
-    def __init__(
-        self, port: int, ctx: ssl.SSLContext, server_name: str | None = PLAIN, *, rcvbuf: int = 0
-    ) -> None:
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(("127.0.0.1", port))
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
-
-    def flush(self) -> None:
-        data = self.outgoing.read()
-        if data:
-            self.sock.sendall(data)
-
-    def _fill(self) -> bool:
-        try:
-            data = self.sock.recv(1 << 16)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.incoming.write_eof()
-            return False
-        self.incoming.write(data)
-        return True
-
-    def handshake(self) -> BioClient:
-        while True:
-            try:
-                self.obj.do_handshake()
-            except ssl.SSLWantReadError:
-                self.flush()
-                if not self._fill():
-                    raise ConnectionError("EOF during the handshake") from None
-                continue
-            self.flush()
-            return self
-
-    def send(self, *records: bytes) -> None:
-        """Each argument becomes one TLS record; all of them leave in one ``sendall``."""
-        for record in records:
-            self.obj.write(record)
-        self.flush()
-
-    def read(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            try:
-                out += self.obj.read(n - len(out))
-            except ssl.SSLWantReadError:
-                if not self._fill():
-                    raise ConnectionError(f"EOF after {len(out)} of {n} bytes") from None
-        return bytes(out)
-
-    def read_to_end(self) -> tuple[bytes, str]:
-        """Everything until the connection ends, and how: 'close_notify', 'eof' (TCP only), 'reset'."""
-        out = bytearray()
-        while True:
-            try:
-                chunk = self.obj.read(1 << 16)
-                if not chunk:  # SSLObject.read answers b"" once close_notify was read
-                    return bytes(out), "close_notify"
-                out += chunk
-            except ssl.SSLWantReadError:
-                try:
-                    data = self.sock.recv(1 << 16)
-                except ConnectionResetError:
-                    return bytes(out), "reset"
-                if data:
-                    self.incoming.write(data)
-                else:
-                    self.incoming.write_eof()
-            except ssl.SSLZeroReturnError:
-                return bytes(out), "close_notify"
-            except ssl.SSLEOFError:
-                return bytes(out), "eof"
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _read_until_closed(sock: socket.socket) -> bytes:
-    out = bytearray()
-    while True:
-        try:
-            chunk = sock.recv(1 << 16)
-        except ConnectionResetError:
-            return bytes(out)
-        if not chunk:
-            return bytes(out)
-        out += chunk
+    yield from clean_error_queue()
 
 
 # ================================================================================================
@@ -393,7 +90,7 @@ class StaleErrorAfterEachRead(Recorder):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self.t.write(data)
-        push_stale_openssl_error()
+        stale_openssl_error()
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
@@ -420,7 +117,7 @@ def test_stale_error_left_by_the_protocol_does_not_kill_the_connection(
 class StaleErrorInConnectionMade(Echo):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        push_stale_openssl_error()
+        stale_openssl_error()
 
 
 def test_stale_error_left_in_connection_made_does_not_kill_the_connection(router: SNIRouter) -> None:
@@ -493,7 +190,7 @@ def test_records_held_during_a_pause_are_delivered_before_a_later_tcp_fin(router
         try:
             c.send(*records)  # three records in one sendall
             c.sock.shutdown(socket.SHUT_WR)  # then a TCP FIN (no close_notify)
-            _read_until_closed(c.sock)
+            read_until_closed(c.sock)
         finally:
             c.close()
 
@@ -528,7 +225,7 @@ def test_every_record_before_a_fin_is_delivered_when_the_protocol_pauses_on_each
         try:
             c.send(*records)
             c.sock.shutdown(socket.SHUT_WR)
-            _read_until_closed(c.sock)
+            read_until_closed(c.sock)
         finally:
             c.close()
 
@@ -651,8 +348,12 @@ def test_facts_sni_routing_and_no_certificate_request_off_mtls_hosts(
 
     async def scenario() -> None:
         async with serve(Echo, router) as h:
-            cases = [(MTLS, pki.edge_leaf[MTLS]), (PLAIN, pki.edge_leaf[PLAIN]), ("nope.example.com", None)]
-            cases.append((None, None))
+            cases: list[tuple[str | None, bytes | None]] = [
+                (MTLS, pki.edge_leaf[MTLS]),
+                (PLAIN, pki.edge_leaf[PLAIN]),
+                ("nope.example.com", None),
+                (None, None),
+            ]
             for i, (sni, server_leaf) in enumerate(cases):
                 seen, reused = await asyncio.to_thread(_handshake_and_echo, h.port, with_cert, sni)
                 facts = h.protocols[i].t.get_extra_info("ssl_object")
@@ -722,7 +423,7 @@ def test_transport_calls_after_connection_lost_are_harmless(router: SNIRouter) -
             await until(lambda: bool(proto.lost), "connection_lost")
             t = h.transport()
             assert t._ssl is None
-            for call in (
+            calls: list[Callable[[], None]] = [
                 lambda: t.write(b"late"),
                 lambda: t.writelines([b"a", b"b"]),
                 t.pause_reading,
@@ -730,7 +431,8 @@ def test_transport_calls_after_connection_lost_are_harmless(router: SNIRouter) -
                 t.close,
                 t.abort,
                 t._resume_records,
-            ):
+            ]
+            for call in calls:
                 call()
             assert t.is_closing() and not t.is_reading()
             assert t.get_extra_info("ssl_object") is not None
@@ -787,13 +489,13 @@ def test_failed_handshakes_make_no_protocol_leave_no_openssl_errors_and_are_coun
     def garbage(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
-            return _read_until_closed(sock)
+            return read_until_closed(sock)
 
     def fin_mid_hello(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
             sock.shutdown(socket.SHUT_WR)
-            return _read_until_closed(sock)
+            return read_until_closed(sock)
 
     def rst_mid_handshake(port: int) -> None:
         c = BioClient(port, client_context())
@@ -806,7 +508,7 @@ def test_failed_handshakes_make_no_protocol_leave_no_openssl_errors_and_are_coun
 
     def silent(port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-            return _read_until_closed(sock)
+            return read_until_closed(sock)
 
     async def scenario() -> None:
         async with serve(Echo, router, handshake_timeout=0.3) as h:
@@ -817,7 +519,7 @@ def test_failed_handshakes_make_no_protocol_leave_no_openssl_errors_and_are_coun
             await until(lambda: h.server.handshakes_failed == 4, "four failed handshakes")
             assert h.protocols == [] and h.server.connections() == 0
             assert lib().ERR_peek_error() == 0
-            push_stale_openssl_error()  # a stale error before a handshake does not fail it
+            stale_openssl_error()  # a stale error before a handshake does not fail it
             await asyncio.to_thread(_handshake_and_echo, h.port, client_context(TLS12), PLAIN)
             assert h.server.handshakes_failed == 4
 
@@ -1086,7 +788,7 @@ def test_an_oversized_client_certificate_message_fails_the_handshake_without_a_p
         )
         .sign(key, hashes.SHA256())
     )
-    pem = fat.public_bytes(PEM) + _key_pem(key)
+    pem = fat.public_bytes(PEM) + key_pem(key)
 
     def client(port: int) -> str:
         try:
