@@ -431,6 +431,28 @@ class BioClient:
         self.sock.close()
 
 
+def handshake_and_read_to_end(port: int, ctx: ssl.SSLContext) -> tuple[bytes, str]:
+    """A :class:`BioClient` handshake, then :meth:`BioClient.read_to_end`."""
+    c = BioClient(port, ctx).handshake()
+    try:
+        return c.read_to_end()
+    finally:
+        c.close()
+
+
+#: A TLS record header announcing a 512-byte ClientHello, and the hello's first 6 bytes.
+TRUNCATED_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+
+
+def raw_exchange(port: int, data: bytes, *, fin: bool = False) -> bytes:
+    """Plain TCP: send ``data`` (then a FIN if ``fin``), and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        if fin:
+            sock.shutdown(socket.SHUT_WR)
+        return read_until_closed(sock)
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     """Every byte until the peer closes the TCP connection (a reset ends it too)."""
     out = bytearray()

@@ -32,14 +32,17 @@ from tests.edge.bundledtls_support import (
     TIMEOUT,
     TLS12,
     TLS13,
+    TRUNCATED_HELLO,
     VERSIONS,
     BioClient,
     LineEcho,
     Recorder,
     clean_error_queue,
     client_context,
+    handshake_and_read_to_end,
     make_pki,
     pattern,
+    raw_exchange,
     read_until_closed,
     run_on_uvloop,
     serve,
@@ -228,11 +231,7 @@ def test_write_of_a_memoryview_with_wide_items_sends_all_its_bytes(
             self.t.close()
 
     def client(port: int) -> tuple[bytes, str]:
-        c = BioClient(port, client_context()).handshake()
-        try:
-            return c.read_to_end()
-        finally:
-            c.close()
+        return handshake_and_read_to_end(port, client_context())
 
     async def scenario() -> None:
         async with serve(Writer, listening) as h:
@@ -269,11 +268,7 @@ def test_close_inside_resume_writing_still_flushes_everything(
     size = 1024 * 1024
 
     def client(port: int) -> tuple[bytes, str]:
-        c = BioClient(port, client_context()).handshake()
-        try:
-            return c.read_to_end()
-        finally:
-            c.close()
+        return handshake_and_read_to_end(port, client_context())
 
     async def scenario() -> None:
         async with serve(lambda: ClosesInResumeWriting(size), listening) as h:
@@ -577,11 +572,7 @@ def test_abort_drops_the_connection_at_once_and_connection_lost_comes_once(
     size = 3 * 1024 * 1024
 
     def client(port: int) -> tuple[bytes, str]:
-        c = BioClient(port, client_context()).handshake()
-        try:
-            return c.read_to_end()
-        finally:
-            c.close()
+        return handshake_and_read_to_end(port, client_context())
 
     async def scenario() -> None:
         async with serve(lambda: WritesThen(size, then), listening) as h:
@@ -657,9 +648,8 @@ def test_failed_handshakes_create_no_protocol_close_the_socket_and_are_counted(
     listening: bundledtls.BundledTLSContext,
 ) -> None:
     def garbage(port: int) -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: plain.example.com\r\n\r\n")
-            return read_until_closed(sock)  # a timeout here (TIMEOUT << 30 s) fails the test
+        # a timeout here (TIMEOUT << 30 s) fails the test
+        return raw_exchange(port, b"GET / HTTP/1.1\r\nHost: plain.example.com\r\n\r\n")
 
     def tls11(port: int) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -674,11 +664,7 @@ def test_failed_handshakes_create_no_protocol_close_the_socket_and_are_counted(
                 ctx.wrap_socket(sock, server_hostname="plain.example.com")
 
     def truncated_hello(port: int) -> bytes:
-        # A TLS record header announcing a ClientHello, then a FIN.
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
-            sock.shutdown(socket.SHUT_WR)
-            return read_until_closed(sock)
+        return raw_exchange(port, TRUNCATED_HELLO, fin=True)  # the start of a ClientHello, then a FIN
 
     def good(port: int) -> bytes:
         c = BioClient(port, client_context()).handshake()

@@ -31,14 +31,17 @@ from tests.edge.bundledtls_support import (
     TIMEOUT,
     TLS12,
     TLS13,
+    TRUNCATED_HELLO,
     VERSIONS,
     BioClient,
     Echo,
     Recorder,
     clean_error_queue,
+    handshake_and_read_to_end,
     key_pem,
     lib,
     make_pki,
+    raw_exchange,
     read_until_closed,
     run_on_uvloop,
     serve,
@@ -150,11 +153,7 @@ def test_write_of_a_memoryview_with_wide_items_sends_all_its_bytes(router: SNIRo
     expected = array.array("I", range(256)).tobytes()
 
     def client(port: int) -> tuple[bytes, str]:
-        c = BioClient(port, client_context()).handshake()
-        try:
-            return c.read_to_end()
-        finally:
-            c.close()
+        return handshake_and_read_to_end(port, client_context())
 
     async def scenario() -> None:
         async with serve(WritesWideMemoryview, router) as h:
@@ -180,22 +179,23 @@ class PauseOnFirstDataResumeFromATask(Recorder):
             asyncio.get_running_loop().create_task(later())
 
 
-# Regression: a FIN read before the call_soon of resume_reading dropped the held records
-# (found by this review at 8f57532, fixed in c3da09b)
-def test_records_held_during_a_pause_are_delivered_before_a_later_tcp_fin(router: SNIRouter) -> None:
-    records = [b"first;", b"second;", b"third"]
+def _records_then_a_fin_all_arrive(
+    router: SNIRouter, make: Callable[[], Recorder], records: list[bytes]
+) -> None:
+    """The client sends ``records`` in one ``sendall``, then a TCP FIN (no close_notify): the
+    protocol gets every record, then ``eof_received``, then ``connection_lost``."""
 
     def client(port: int) -> None:
         c = BioClient(port, client_context(TLS13)).handshake()
         try:
-            c.send(*records)  # three records in one sendall
+            c.send(*records)  # the records in one sendall
             c.sock.shutdown(socket.SHUT_WR)  # then a TCP FIN (no close_notify)
             read_until_closed(c.sock)
         finally:
             c.close()
 
     async def scenario() -> None:
-        async with serve(PauseOnFirstDataResumeFromATask, router) as h:
+        async with serve(make, router) as h:
             await asyncio.to_thread(client, h.port)
             proto = h.protocol
             await until(lambda: bool(proto.lost), "connection_lost")
@@ -203,6 +203,12 @@ def test_records_held_during_a_pause_are_delivered_before_a_later_tcp_fin(router
             assert proto.kinds()[-2:] == ["eof", "lost"]
 
     run_on_uvloop(scenario())
+
+
+# Regression: a FIN read before the call_soon of resume_reading dropped the held records
+# (found by this review at 8f57532, fixed in c3da09b)
+def test_records_held_during_a_pause_are_delivered_before_a_later_tcp_fin(router: SNIRouter) -> None:
+    _records_then_a_fin_all_arrive(router, PauseOnFirstDataResumeFromATask, [b"first;", b"second;", b"third"])
 
 
 class PausesOnEveryRecordResumesFromATask(Recorder):
@@ -219,25 +225,7 @@ class PausesOnEveryRecordResumesFromATask(Recorder):
 
 def test_every_record_before_a_fin_is_delivered_when_the_protocol_pauses_on_each(router: SNIRouter) -> None:
     records = [b"first;", b"second;", b"third;", b"fourth"]
-
-    def client(port: int) -> None:
-        c = BioClient(port, client_context(TLS13)).handshake()
-        try:
-            c.send(*records)
-            c.sock.shutdown(socket.SHUT_WR)
-            read_until_closed(c.sock)
-        finally:
-            c.close()
-
-    async def scenario() -> None:
-        async with serve(PausesOnEveryRecordResumesFromATask, router) as h:
-            await asyncio.to_thread(client, h.port)
-            proto = h.protocol
-            await until(lambda: bool(proto.lost), "connection_lost")
-            assert bytes(proto.received) == b"".join(records)
-            assert proto.kinds()[-2:] == ["eof", "lost"]
-
-    run_on_uvloop(scenario())
+    _records_then_a_fin_all_arrive(router, PausesOnEveryRecordResumesFromATask, records)
 
 
 class WritesOnce(Recorder):
@@ -254,11 +242,7 @@ class WritesOnce(Recorder):
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
 def test_a_write_larger_than_one_record_is_delivered(router: SNIRouter, version: ssl.TLSVersion) -> None:
     def client(port: int) -> tuple[bytes, str]:
-        c = BioClient(port, client_context(version)).handshake()
-        try:
-            return c.read_to_end()
-        finally:
-            c.close()
+        return handshake_and_read_to_end(port, client_context(version))
 
     async def scenario() -> None:
         async with serve(WritesOnce, router) as h:
@@ -487,15 +471,10 @@ def test_failed_handshakes_make_no_protocol_leave_no_openssl_errors_and_are_coun
     router: SNIRouter,
 ) -> None:
     def garbage(port: int) -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
-            return read_until_closed(sock)
+        return raw_exchange(port, b"GET / HTTP/1.1\r\n\r\n")
 
     def fin_mid_hello(port: int) -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
-            sock.shutdown(socket.SHUT_WR)
-            return read_until_closed(sock)
+        return raw_exchange(port, TRUNCATED_HELLO, fin=True)
 
     def rst_mid_handshake(port: int) -> None:
         c = BioClient(port, client_context())
