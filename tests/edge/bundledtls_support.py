@@ -274,6 +274,14 @@ class LineEcho(Recorder):
                 self.t.write(line + b"\n")
 
 
+class PausedFromTheStart(Recorder):
+    """Pauses reading in ``connection_made``; the test resumes it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.pause()
+
+
 def pattern(n: int) -> bytes:
     return (b"0123456789abcdef" * (n // 16 + 1))[:n]
 

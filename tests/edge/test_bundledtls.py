@@ -36,6 +36,7 @@ from tests.edge.bundledtls_support import (
     VERSIONS,
     BioClient,
     LineEcho,
+    PausedFromTheStart,
     Recorder,
     clean_error_queue,
     client_context,
@@ -230,12 +231,9 @@ def test_write_of_a_memoryview_with_wide_items_sends_all_its_bytes(
             self.t.write(memoryview(words))
             self.t.close()
 
-    def client(port: int) -> tuple[bytes, str]:
-        return handshake_and_read_to_end(port, client_context())
-
     async def scenario() -> None:
         async with serve(Writer, listening) as h:
-            data, end = await asyncio.to_thread(client, h.port)
+            data, end = await asyncio.to_thread(handshake_and_read_to_end, h.port, client_context())
             assert end == "close_notify"
             assert data == expected, f"{len(data)} of {len(expected)} bytes arrived"
 
@@ -267,12 +265,9 @@ def test_close_inside_resume_writing_still_flushes_everything(
 ) -> None:
     size = 1024 * 1024
 
-    def client(port: int) -> tuple[bytes, str]:
-        return handshake_and_read_to_end(port, client_context())
-
     async def scenario() -> None:
         async with serve(lambda: ClosesInResumeWriting(size), listening) as h:
-            data, end = await asyncio.to_thread(client, h.port)
+            data, end = await asyncio.to_thread(handshake_and_read_to_end, h.port, client_context())
             proto = h.protocol
             assert proto.kinds()[:3] == ["made", "pause_writing", "resume_writing"]
             assert len(data) == 2 * size, f"{2 * size - len(data)} bytes lost ({end})"
@@ -285,12 +280,6 @@ def test_close_inside_resume_writing_still_flushes_everything(
 
 # ------------------------------------------------------------------------------------------------
 # 2. pause_reading / resume_reading
-
-
-class PausedFromTheStart(Recorder):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.pause()
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
@@ -571,12 +560,9 @@ def test_abort_drops_the_connection_at_once_and_connection_lost_comes_once(
 ) -> None:
     size = 3 * 1024 * 1024
 
-    def client(port: int) -> tuple[bytes, str]:
-        return handshake_and_read_to_end(port, client_context())
-
     async def scenario() -> None:
         async with serve(lambda: WritesThen(size, then), listening) as h:
-            data, end = await asyncio.to_thread(client, h.port)
+            data, end = await asyncio.to_thread(handshake_and_read_to_end, h.port, client_context())
             proto = cast(WritesThen, h.protocol)
             assert proto.buffered_at_close > 0
             assert end in ("eof", "reset")  # no close_notify

@@ -35,6 +35,7 @@ from tests.edge.bundledtls_support import (
     VERSIONS,
     BioClient,
     Echo,
+    PausedFromTheStart,
     Recorder,
     clean_error_queue,
     handshake_and_read_to_end,
@@ -152,12 +153,9 @@ class WritesWideMemoryview(Recorder):
 def test_write_of_a_memoryview_with_wide_items_sends_all_its_bytes(router: SNIRouter) -> None:
     expected = array.array("I", range(256)).tobytes()
 
-    def client(port: int) -> tuple[bytes, str]:
-        return handshake_and_read_to_end(port, client_context())
-
     async def scenario() -> None:
         async with serve(WritesWideMemoryview, router) as h:
-            data, end = await asyncio.to_thread(client, h.port)
+            data, end = await asyncio.to_thread(handshake_and_read_to_end, h.port, client_context())
             assert end == "close_notify"
             assert data == expected
 
@@ -241,12 +239,9 @@ class WritesOnce(Recorder):
 # (found by this review at 8f57532, fixed in c3da09b)
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
 def test_a_write_larger_than_one_record_is_delivered(router: SNIRouter, version: ssl.TLSVersion) -> None:
-    def client(port: int) -> tuple[bytes, str]:
-        return handshake_and_read_to_end(port, client_context(version))
-
     async def scenario() -> None:
         async with serve(WritesOnce, router) as h:
-            data, end = await asyncio.to_thread(client, h.port)
+            data, end = await asyncio.to_thread(handshake_and_read_to_end, h.port, client_context(version))
             assert (len(data), end) == (WritesOnce.size, "close_notify")
 
     run_on_uvloop(scenario())
@@ -427,12 +422,6 @@ def test_transport_calls_after_connection_lost_are_harmless(router: SNIRouter) -
     run_on_uvloop(scenario())
 
 
-class PausedFromTheStart(Recorder):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.pause()
-
-
 def test_paused_reading_holds_records_then_delivers_them_before_close_notify(router: SNIRouter) -> None:
     records = [b"a" * 100, b"b" * 20000, b"c"]
     sent = threading.Event()
@@ -441,11 +430,7 @@ def test_paused_reading_holds_records_then_delivers_them_before_close_notify(rou
         c = BioClient(port, client_context()).handshake()
         try:
             c.send(*records)
-            try:
-                c.obj.unwrap()
-            except ssl.SSLWantReadError:
-                pass
-            c.flush()
+            c.send_close_notify()
             sent.set()
             return c.read_to_end()
         finally:
