@@ -7,7 +7,6 @@ are regression tests; everything else is a property that holds.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import datetime as dt
 import socket
@@ -137,27 +136,6 @@ def test_stale_error_left_in_connection_made_does_not_kill_the_connection(router
     async def scenario() -> None:
         async with serve(StaleErrorInConnectionMade, router) as h:
             assert await asyncio.to_thread(client, h.port) == b"hello\n"
-
-    run_on_uvloop(scenario())
-
-
-class WritesWideMemoryview(Recorder):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.t.write(memoryview(array.array("I", range(256))))  # 1024 bytes, len() == 256
-        self.t.close()
-
-
-# Regression: write() sent len(data) bytes of a memoryview, not its nbytes
-# (found by this review at 8f57532, fixed in c3da09b)
-def test_write_of_a_memoryview_with_wide_items_sends_all_its_bytes(router: SNIRouter) -> None:
-    expected = array.array("I", range(256)).tobytes()
-
-    async def scenario() -> None:
-        async with serve(WritesWideMemoryview, router) as h:
-            data, end = await asyncio.to_thread(handshake_and_read_to_end, h.port, client_context())
-            assert end == "close_notify"
-            assert data == expected
 
     run_on_uvloop(scenario())
 
@@ -418,36 +396,6 @@ def test_transport_calls_after_connection_lost_are_harmless(router: SNIRouter) -
             await asyncio.sleep(0.05)
             assert proto.kinds() == ["made", "data", "eof", "lost"]
             assert h.server.connections() == 0
-
-    run_on_uvloop(scenario())
-
-
-def test_paused_reading_holds_records_then_delivers_them_before_close_notify(router: SNIRouter) -> None:
-    records = [b"a" * 100, b"b" * 20000, b"c"]
-    sent = threading.Event()
-
-    def client(port: int) -> tuple[bytes, str]:
-        c = BioClient(port, client_context()).handshake()
-        try:
-            c.send(*records)
-            c.send_close_notify()
-            sent.set()
-            return c.read_to_end()
-        finally:
-            c.close()
-
-    async def scenario() -> None:
-        async with serve(PausedFromTheStart, router) as h:
-            task = asyncio.ensure_future(asyncio.to_thread(client, h.port))
-            await until(sent.is_set, "the records")
-            await asyncio.sleep(0.1)
-            proto = h.protocol
-            assert proto.kinds() == ["made"]
-            proto.resume()
-            await until(lambda: bool(proto.lost), "connection_lost")
-            assert bytes(proto.received) == b"".join(records)
-            assert proto.kinds()[-2:] == ["eof", "lost"]
-            assert await task == (b"", "close_notify")
 
     run_on_uvloop(scenario())
 
