@@ -147,7 +147,14 @@ class BundledTLSContext:
     """One ``SSL_CTX``: an edge certificate and key, and whether (and with which CA names) to ask
     for a client certificate. Immutable once built; freed when garbage collected."""
 
-    __slots__ = ("__weakref__", "_ptr", "client_ca_names", "request_client_certificate", "verify_mode")
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_ptr",
+        "client_ca_names",
+        "request_client_certificate",
+        "verify_mode",
+    )
 
     def __init__(
         self,
@@ -166,6 +173,9 @@ class BundledTLSContext:
         if ctx == ffi.NULL:
             raise ValueError(f"SSL_CTX_new failed: {b.error_text()}")
         self._ptr: Any = ffi.gc(ctx, lib.SSL_CTX_free)
+        # C thunks installed on this SSL_CTX live as long as this object: every connection's
+        # transport holds its server, which holds the listening context.
+        self._callbacks: list[Any] = []
         lib.SSL_CTX_set_options(
             ctx,
             lib.SSL_OP_ALL
@@ -469,6 +479,7 @@ def install_server_name_callback(
             return fatal
 
     thunk = ffi.callback("int(SSL *, int *, void *)", on_server_name)
+    listening._callbacks.append(thunk)  # the context owns the callbacks set on it
     lib.SSL_CTX_set_tlsext_servername_callback(listening.pointer, thunk)
     return thunk
 
