@@ -161,11 +161,11 @@ class EdgeWorker:
         self._rids: dict[int, str] = {}  # id(RequestHead) → request id, while the request runs
         self._active: set[int] = set()  # ids of connections with a request in progress
         self._rejected_rid = ""
-        self._wrap_sni_callback()
+        self._count_client_hellos()
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def _wrap_sni_callback(self) -> None:
+    def _count_client_hellos(self) -> None:
         # Counting handshakes that reached the SNI callback (every ClientHello does, SNI or not)
         # against completed ones gives the failed-handshake count, which uvloop does not report.
         metrics = self.metrics

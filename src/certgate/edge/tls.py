@@ -331,7 +331,7 @@ class SNIRouter:
         return ctx
 
     def _on_server_name(
-        self, connection: SSLConnection, name: str | None, _ctx: ssl.SSLContext
+        self, connection: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext
     ) -> int | None:
         self._client_hello()
         listening = self.listening_context
@@ -339,7 +339,7 @@ class SNIRouter:
             # No SNI: the default context. Set it again, since after a HelloRetryRequest this
             # runs a second time, possibly after a host's context was chosen for the first hello.
             self._server_names.pop(connection, None)
-            if isinstance(listening, ssl.SSLContext) and not isinstance(connection, bundledtls.TLSFacts):
+            if isinstance(listening, ssl.SSLContext):
                 connection.context = listening
             return None
         name = normalize_server_name(name)
@@ -353,10 +353,10 @@ class SNIRouter:
         if ctx is None:
             if self._unknown_sni == "alert":
                 return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-            if isinstance(listening, ssl.SSLContext) and not isinstance(connection, bundledtls.TLSFacts):
+            if isinstance(listening, ssl.SSLContext):
                 connection.context = listening  # (see above: a second ClientHello)
             return None
-        if not isinstance(ctx, ssl.SSLContext) or isinstance(connection, bundledtls.TLSFacts):
+        if not isinstance(ctx, ssl.SSLContext):  # (a bundled context on the stdlib engine)
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         connection.context = ctx  # SSL_set_SSL_CTX: certificate, CA names, cert callbacks follow
         return None
