@@ -428,11 +428,11 @@ def install_server_name_callback(
     *,
     unknown_alert: bool,
     on_client_hello: Callable[[], None] | None = None,
-) -> Any:
+) -> None:
     """Choose each connection's context by SNI from ``lookup`` (hostname → context or None).
 
-    ``lookup`` raising ``ValueError``-like errors fails the handshake with internal_error, never
-    serving the hostname with the placeholder. Returns the C thunk; keep it as long as ``listening``.
+    ``lookup`` raising fails the handshake with internal_error, never serving the hostname with
+    the placeholder. The C thunk is kept by ``listening``, as long as the context lives.
     """
     b = binding()
     lib, ffi = b.lib, b.ffi
@@ -481,7 +481,6 @@ def install_server_name_callback(
     thunk = ffi.callback("int(SSL *, int *, void *)", on_server_name)
     listening._callbacks.append(thunk)  # the context owns the callbacks set on it
     lib.SSL_CTX_set_tlsext_servername_callback(listening.pointer, thunk)
-    return thunk
 
 
 # ----------------------------------------------------------------------------------------------
@@ -550,9 +549,7 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        lib = self._lib
-        lib.ERR_clear_error()
-        lib.BIO_write(self._rbio, data, len(data))
+        self._lib.BIO_write(self._rbio, data, len(data))  # (SSL calls below clear the error queue)
         if self._protocol is None:
             self._do_handshake()
         elif self._reading:

@@ -283,7 +283,6 @@ class SNIRouter:
         if unknown_sni not in ("default", "alert"):
             raise ValueError("unknown_sni must be 'default' or 'alert'")
         factory = factory or TLSContextFactory()
-        self.engine: Engine = factory.engine
         self._unknown_sni = unknown_sni
         self._contexts: Mapping[str, ServerContext] = {}
         self._server_names: weakref.WeakKeyDictionary[SSLConnection, str] = weakref.WeakKeyDictionary()
@@ -292,7 +291,7 @@ class SNIRouter:
         if isinstance(self.listening_context, ssl.SSLContext):
             self.listening_context.sni_callback = self._on_server_name
         else:
-            self._thunk = bundledtls.install_server_name_callback(
+            bundledtls.install_server_name_callback(
                 self.listening_context,
                 self._bundled_context_for,
                 unknown_alert=unknown_sni == "alert",
