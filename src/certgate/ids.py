@@ -6,7 +6,9 @@ records, WAF rules and rulesets have integer ids, request ids are uppercase UUID
 
 from __future__ import annotations
 
+import math
 import secrets
+import string
 import uuid
 from typing import NewType, Protocol
 
@@ -28,8 +30,13 @@ class IdFactory(Protocol):
         ...
 
     def token(self, nbytes: int = 32) -> str:
-        """A URL-safe secret (access key secrets, edge tokens, session ids)."""
+        """An alphanumeric secret with at least ``8 * nbytes`` bits of entropy (access key
+        secrets, edge tokens, session ids). Never starts with ``-``, so it is never taken for a
+        command-line flag, and needs no quoting in a shell, URL or header."""
         ...
+
+
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
 class RandomIdFactory:
@@ -43,7 +50,8 @@ class RandomIdFactory:
         return 1_000_000_000_000 + secrets.randbelow(8_999_000_000_000_000)
 
     def token(self, nbytes: int = 32) -> str:
-        return secrets.token_urlsafe(nbytes)
+        length = math.ceil(nbytes * 8 / math.log2(len(_TOKEN_ALPHABET)))
+        return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(length))
 
 
 class SequentialIdFactory:
