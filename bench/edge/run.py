@@ -63,6 +63,7 @@ from servers import (
     probe,
     proxy_conf,
     start_edge,
+    start_floor,
     start_nginx,
 )
 
@@ -439,6 +440,12 @@ def main() -> int:
         help="also time the same edge with --tls-engine stdlib (the ssl module on uvloop's transport)",
     )
     ap.add_argument(
+        "--floor-variant",
+        action="store_true",
+        help="also time floor.py: the same loop and TLS engine relaying to the origin with none of "
+        "the edge's work (the data path's own cost; it does not do the job)",
+    )
+    ap.add_argument(
         "--candidate",
         action="append",
         default=[],
@@ -504,13 +511,18 @@ def main() -> int:
             quiet = start_edge(out, free_port(), api.url, files, name="certgate-log-off", access_log=False)
             started.append(quiet)
             targets.append(quiet)
+        checks = functional_check(targets, files)
+        if args.floor_variant:  # after the check: the floor does not do the job
+            floor = start_floor(out, free_port(), origin_port, files)
+            started.append(floor)
+            targets.append(floor)
+            checks = [[*row, "—"] for row in checks]
         names = [t.name for t in targets]
         builds = {"certgate": _edge_build(Path(__file__).resolve().parents[2] / "src")}
         for spec in args.candidate:
             name, _, tree = spec.partition("=")
             builds[name] = _edge_build(Path(tree).resolve())
 
-        checks = functional_check(targets, files)
         memory: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in targets[:2]}
         if args.idle:
             for t in targets[:2]:

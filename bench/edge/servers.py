@@ -268,6 +268,42 @@ def start_edge(
     return server
 
 
+def start_floor(prefix: Path, port: int, origin_port: int, files: BenchFiles) -> Server:
+    """``floor.py`` pinned to core 0: the data path alone (see its docstring). It does not do the
+    job, so it is never in the functional check; it must answer one proxied request before timing.
+    """
+    cmd = [
+        "taskset", "-c", str(SERVER_CORE),
+        sys.executable, str(Path(__file__).resolve().parent / "floor.py"),
+        "--listen", str(port), "--origin", str(origin_port),
+        "--chain", str(files.edge_chain), "--key", str(files.edge_key),
+        "--client-ca", str(files.managed_ca),
+    ]  # fmt: skip
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p),
+    }
+    stderr = (prefix / "floor-stderr.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=stderr)
+    stderr.close()
+    _wait_listening(port, proc, "floor.py")
+    server = Server("floor", port, proc, proc.pid, prefix / "floor-access.log")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(files.edge_ca)
+    ctx.load_cert_chain(files.client_cert, files.client_key)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=HOST) as tls:
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+            data = b""
+            while not data.endswith(b"ok") and (chunk := tls.recv(65536)):
+                data += chunk
+    if not data.startswith(b"HTTP/1.1 200"):
+        server.stop()
+        raise RuntimeError(f"floor.py did not relay the origin's answer: {data[:80]!r}")
+    return server
+
+
 # ------------------------------------------------------------------------------------------------
 # functional probe
 
