@@ -28,7 +28,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.append(
+    str(Path(__file__).resolve().parents[1] / "src")
+)  # after PYTHONPATH: a compiled build given there wins
 
 import uvloop
 from cryptography.hazmat.primitives import serialization
@@ -145,7 +147,12 @@ def _snapshot() -> tuple[Snapshot, bytes]:
 
 
 async def _run(
-    n: int, runs: int, profile: bool, new_connections: bool = False, unique_heads: bool = False
+    n: int,
+    runs: int,
+    profile: bool,
+    new_connections: bool = False,
+    unique_heads: bool = False,
+    log_off: bool = False,
 ) -> list[float]:
     snap, leaf_der = _snapshot()
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,7 +166,7 @@ async def _run(
         worker = EdgeWorker(settings)
         worker.apply(EdgeState.from_snapshot(snap, now=NOW))
         devnull = os.open(os.devnull, os.O_WRONLY)
-        worker.access_log = AccessLog(devnull)
+        worker.access_log = AccessLog(None if log_off else devnull)
 
         def on_connection(conn: ConnectionInfo) -> None:  # what EdgeWorker does with a TLS session
             worker.metrics.tls_handshakes_completed += 1
@@ -169,13 +176,13 @@ async def _run(
             conn.state["tls_version"] = "TLSv1.3"
 
         factory = make_protocol_factory(
-            worker._decide,
+            worker.ledger.decide,
             worker.settings.proxy,
             worker.pool,
             registry=worker.registry,
-            error_page=worker._error_page,
+            error_page=worker.ledger.error_page,
             on_connection=on_connection,
-            on_rejected=worker._on_rejected,
+            on_rejected=worker.ledger.rejected,
         )
         proto: ProxyProtocol = factory()
         client = FakeTransport({"peername": ("192.0.2.7", 50000), "ssl_object": object()})
@@ -267,12 +274,16 @@ def main() -> None:
         help="one request per connection (Connection: close), as in handshake mode minus TLS",
     )
     ap.add_argument("--unique-heads", action="store_true", help="a different Cookie value on every request")
+    ap.add_argument("--log-off", action="store_true", help="no access log (what the log line costs)")
     args = ap.parse_args()
-    results = uvloop.run(_run(args.n, args.runs, args.profile, args.new_connections, args.unique_heads))
+    results = uvloop.run(
+        _run(args.n, args.runs, args.profile, args.new_connections, args.unique_heads, args.log_off)
+    )
     each = ", ".join(f"{r:.2f}" for r in results)
     print(
         f"{'new connection + ' if args.new_connections else ''}"
-        f"{'unique heads, ' if args.unique_heads else ''}full request, "
+        f"{'unique heads, ' if args.unique_heads else ''}{'no access log, ' if args.log_off else ''}"
+        "full request, "
         f"CPU µs per request (Python {sys.version.split()[0]}): "
         f"median {statistics.median(results):.2f}, min {min(results):.2f} ({each})"
     )

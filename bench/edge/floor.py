@@ -22,6 +22,7 @@ import asyncio
 import signal
 import socket
 from pathlib import Path
+from typing import cast
 
 import uvloop
 from cryptography import x509
@@ -41,8 +42,7 @@ class _Origin(asyncio.Protocol):
         self.need = -1  # bytes of the response still missing; -1: its head is not complete yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a registered subclass
 
     def data_received(self, data: bytes) -> None:
         buf = self.buffer
@@ -76,8 +76,7 @@ class _Client(asyncio.Protocol):
         self.waiting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a registered subclass
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -124,10 +123,10 @@ async def serve(args: argparse.Namespace) -> None:
     context = bundledtls.BundledTLSContext(
         chain_pem=args.chain.read_bytes(),
         key_pem=args.key.read_bytes(),
-        client_ca_names=[anchor.subject.public_bytes()],
+        client_ca_names=(anchor.subject.public_bytes(),),
         minimum_version=0x0303,
         maximum_version=0x0304,
-        alpn_protocols=["http/1.1"],
+        alpn_protocols=("http/1.1",),
     )
     sock = socket.create_server(("127.0.0.1", args.listen), backlog=1024)
     request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{args.origin}\r\n\r\n".encode()

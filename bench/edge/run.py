@@ -440,6 +440,14 @@ def main() -> int:
         help="also time the same edge with --tls-engine stdlib (the ssl module on uvloop's transport)",
     )
     ap.add_argument(
+        "--hold",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="after the rounds, keep every server running this long (prints their ports and pids, "
+        "for strace/perf by hand)",
+    )
+    ap.add_argument(
         "--floor-variant",
         action="store_true",
         help="also time floor.py: the same loop and TLS engine relaying to the origin with none of "
@@ -550,6 +558,11 @@ def main() -> int:
             if args.profile
             else {}
         )
+        if args.hold:
+            for t in [*targets, origin]:
+                print(f"holding {t.name}: port {t.port} pid {t.measured_pid}", file=sys.stderr)
+            print(f"shim {shim}; scripts {scripts}", file=sys.stderr, flush=True)
+            time.sleep(args.hold)
         log_lines = {t.name: sum(1 for _ in t.log_path.open("rb")) for t in targets if t.log_path.exists()}
     finally:
         for s in reversed(started):

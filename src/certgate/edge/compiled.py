@@ -17,6 +17,8 @@ MYPYC_MODULES: tuple[str, ...] = (
     "certgate.edge.decision",
     "certgate.edge.headers",
     "certgate.edge.http1",
+    "certgate.edge.ledger",
+    "certgate.edge.metrics",
     "certgate.edge.pages",
     "certgate.edge.proxy",
     "certgate.edge.upstream",

@@ -21,38 +21,32 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
-import secrets
 import signal
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Final
 
 import httpx
 import uvloop
 
 from certgate.clock import Clock
-from certgate.edge import pages, tls
-from certgate.edge.accesslog import AccessLog, encode_entry, rejected_entry
+from certgate.edge import tls
+from certgate.edge.accesslog import AccessLog
 from certgate.edge.bundledtls import BundledTLSServer
 from certgate.edge.clientauth import ClientAuthenticator
 from certgate.edge.compiled import describe as describe_build
-from certgate.edge.decision import PEER_CERTIFICATES, Decider, DecisionSettings, RequestRecord
-from certgate.edge.http1 import RequestError, RequestHead
+from certgate.edge.decision import PEER_CERTIFICATES, Decider, DecisionSettings
+from certgate.edge.ledger import RequestLedger
 from certgate.edge.metrics import EdgeMetrics, Gauges
 from certgate.edge.proxy import (
     ConnectionInfo,
     ConnectionRegistry,
-    ExchangeResult,
-    Forward,
-    Respond,
     make_protocol_factory,
 )
 from certgate.edge.settings import EdgeSettings
@@ -63,8 +57,6 @@ from certgate.edge.upstream import OriginPool
 __all__ = ["EdgeThread", "EdgeWorker", "bind_listener", "run_edge", "start_edge_in_thread"]
 
 log = logging.getLogger("certgate.edge.server")
-
-_ORIGIN_ERRORS: Final = frozenset({"refused", "reset", "timeout", "tls", "protocol"})
 
 
 def bind_listener(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
@@ -148,7 +140,7 @@ class EdgeWorker:
         self.router = tls.SNIRouter(self.tls_factory, unknown_sni=settings.unknown_sni)
         self.registry = ConnectionRegistry()
         self.pool = OriginPool(settings.pool)
-        self.access_log: AccessLog | None = None
+        self.ledger = RequestLedger(self.decider, self.metrics, worker_id=worker_id, clock=clock)
         self.sync: SnapshotSync | None = None
         self.address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
@@ -156,14 +148,17 @@ class EdgeWorker:
         self._applied: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rid_prefix = secrets.token_hex(4)
-        self._rid_counter = itertools.count(1)
-        self._rids: dict[int, str] = {}  # id(RequestHead) → request id, while the request runs
-        self._active: set[int] = set()  # ids of connections with a request in progress
-        self._rejected_rid = ""
         self._count_client_hellos()
 
     # -- wiring -----------------------------------------------------------------------------------
+
+    @property
+    def access_log(self) -> AccessLog | None:
+        return self.ledger.access_log
+
+    @access_log.setter
+    def access_log(self, value: AccessLog | None) -> None:
+        self.ledger.access_log = value
 
     def _count_client_hellos(self) -> None:
         # Counting handshakes that reached the SNI callback (every ClientHello does, SNI or not)
@@ -191,9 +186,6 @@ class EdgeWorker:
     def state(self) -> EdgeState | None:
         return self.decider.state
 
-    def _request_id(self) -> str:
-        return f"{self._rid_prefix}{next(self._rid_counter):08x}"
-
     def _on_connection(self, conn: ConnectionInfo) -> None:
         sslobj = conn.ssl_object
         if sslobj is None:
@@ -202,76 +194,6 @@ class EdgeWorker:
         conn.sni = self.router.server_name(sslobj)
         conn.state[PEER_CERTIFICATES] = tls.peer_certificates(sslobj)
         conn.state["tls_version"] = sslobj.version()
-
-    def _decide(self, conn: ConnectionInfo, head: RequestHead) -> Respond | Forward:
-        received_at = time.time()
-        rid = f"{self._rid_prefix}{next(self._rid_counter):08x}"  # _request_id(), inlined (hot path)
-        record = RequestRecord(rid)
-        key = id(head)
-        self._rids[key] = rid
-        self._active.add(conn.id)
-        # A partial of the bound method: one Python frame per completion instead of a closure's two.
-        done = partial(self._done, conn, head, record, received_at)
-        try:
-            return self.decider.decide(
-                conn,
-                head,
-                record,
-                now=self._clock.now() if self._clock is not None else received_at,
-                on_done=done,
-            )
-        except BaseException:  # the proxy answers 500 and will not call `done`
-            del self._rids[key]
-            self._active.discard(conn.id)
-            raise
-
-    def _done(
-        self,
-        conn: ConnectionInfo,
-        head: RequestHead,
-        record: RequestRecord,
-        received_at: float,
-        result: ExchangeResult,
-    ) -> None:
-        self._rids.pop(id(head), None)
-        self._active.discard(conn.id)
-        host = record.host if record.known_host else "unknown"
-        self.metrics.request(host, result.status, record.auth.cert_status, record.outcome, result.duration)
-        if record.monitored:
-            self.metrics.monitor(host)
-        if result.error in _ORIGIN_ERRORS:
-            self.metrics.origin_error(result.error)
-        if record.error and record.outcome == "rule_error":
-            log.error("request %s on %s: %s", record.request_id, record.host, record.error)
-        if self.access_log is not None and self.access_log.enabled:
-            self.access_log.write_line(
-                encode_entry(conn, head, record, result, worker=self.worker_id, received_at=received_at)
-            )
-
-    def _on_rejected(self, conn: ConnectionInfo, error: RequestError) -> None:
-        if conn.id in self._active:
-            return  # the body of a decided request went bad: that request's own line reports it
-        rid = self._rejected_rid = self._request_id()
-        self.metrics.request("unknown", error.status, "none", "rejected", 0.0)
-        if self.access_log is not None and self.access_log.enabled:
-            state = self.decider.state
-            self.access_log.write(
-                rejected_entry(
-                    conn,
-                    error,
-                    request_id=rid,
-                    worker=self.worker_id,
-                    received_at=time.time(),
-                    snapshot_version=state.version if state is not None else 0,
-                )
-            )
-
-    def _error_page(self, status: int, head: RequestHead | None) -> tuple[Any, bytes]:
-        if head is None:
-            rid, self._rejected_rid = self._rejected_rid or self._request_id(), ""
-            return pages.render(status, request_id=rid)
-        rid = self._rids.get(id(head)) or self._request_id()
-        return pages.render(status, request_id=rid, accept=head.header(b"accept"))
 
     def gauges(self) -> Gauges:
         state = self.decider.state
@@ -319,13 +241,13 @@ class EdgeWorker:
             if sock is None:
                 sock = self._sock = bind_listener(*s.listen_address)
             factory = make_protocol_factory(
-                self._decide,
+                self.ledger.decide,
                 s.proxy,
                 self.pool,
                 registry=self.registry,
-                error_page=self._error_page,
+                error_page=self.ledger.error_page,
                 on_connection=self._on_connection,
-                on_rejected=self._on_rejected,
+                on_rejected=self.ledger.rejected,
             )
             listening = self.router.listening_context
             if isinstance(listening, ssl.SSLContext):
