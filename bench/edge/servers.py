@@ -292,15 +292,18 @@ def start_floor(prefix: Path, port: int, origin_port: int, files: BenchFiles) ->
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(files.edge_ca)
     ctx.load_cert_chain(files.client_cert, files.client_key)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=HOST) as tls:
-            tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-            data = b""
-            while not data.endswith(b"ok") and (chunk := tls.recv(65536)):
-                data += chunk
-    if not data.startswith(b"HTTP/1.1 200"):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=HOST) as tls:
+                tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+                data = b""
+                while not data.endswith(b"ok") and (chunk := tls.recv(65536)):
+                    data += chunk
+        if not data.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"floor.py did not relay the origin's answer: {data[:80]!r}")
+    except BaseException:
         server.stop()
-        raise RuntimeError(f"floor.py did not relay the origin's answer: {data[:80]!r}")
+        raise
     return server
 
 
