@@ -70,6 +70,7 @@ from servers import (
 from certgate.api.app import create_app
 from certgate.api.server import BackgroundServer
 from certgate.bootstrap import ensure_edge_token
+from certgate.edge.tls import TLSSettings, describe_engine
 
 HERE = Path(__file__).resolve().parent
 X = "\u00d7"  # the multiplication sign of the tables
@@ -123,7 +124,8 @@ def _environment() -> dict[str, str]:
         "kernel": platform.release(),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),
-        "certgate_tls": f"stdlib ssl: {ssl.OPENSSL_VERSION} (uvloop {importlib.metadata.version('uvloop')})",
+        "certgate_tls": f"default engine: {describe_engine(TLSSettings())}; "
+        f"--tls-engine stdlib: {ssl.OPENSSL_VERSION}; uvloop {importlib.metadata.version('uvloop')}",
         "certgate_x509": (
             f"cryptography {cryptography.__version__} chain verification "
             f"(bundled {crypto_backend.openssl_version_text()})"
