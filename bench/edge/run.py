@@ -57,6 +57,7 @@ from load import GENERATOR_CORE, MODES, RunResult, build_shim, run_wrk, write_sc
 from servers import (
     SERVER_CORE,
     Server,
+    cap_cpu,
     free_port,
     nginx_version,
     origin_conf,
@@ -65,6 +66,7 @@ from servers import (
     start_edge,
     start_floor,
     start_nginx,
+    uncap,
 )
 
 from certgate.api.app import create_app
@@ -446,6 +448,14 @@ def main() -> int:
         help="also time the same edge with --tls-engine stdlib (the ssl module on uvloop's transport)",
     )
     ap.add_argument(
+        "--cpu-cap",
+        type=float,
+        default=0,
+        metavar="FRACTION",
+        help="limit each measured server to FRACTION of a core (cgroup CPU quota; root only), so "
+        "that the load generator is never the limit and req/s measures capacity at equal CPU",
+    )
+    ap.add_argument(
         "--hold",
         type=float,
         default=0,
@@ -477,6 +487,8 @@ def main() -> int:
         ap.error(f"--modes: choose from {', '.join(MODES)}")
     if args.profile:
         py_spy_binary()  # fail now, not after the rounds
+    if not 0 <= args.cpu_cap <= 1:
+        ap.error("--cpu-cap: a fraction of one core, 0 < FRACTION <= 1")
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 cores: the servers on core 0, the generator on core 1")
     for tool in ("taskset", "gcc", "wrk", "nginx"):
@@ -494,6 +506,7 @@ def main() -> int:
     origin_port, nginx_port, edge_port = free_port(), free_port(), free_port()
     ctx, settings, files = configure(out, origin_port=origin_port)
     started: list[Server] = []
+    groups: list[Path] = []
     api: BackgroundServer | None = None
     try:
         origin = start_nginx("origin", out, origin_conf(out, origin_port), origin_port)
@@ -532,6 +545,8 @@ def main() -> int:
             targets.append(floor)
             checks = [[*row, "—"] for row in checks]
         names = [t.name for t in targets]
+        if args.cpu_cap:
+            groups += [cap_cpu(t, args.cpu_cap) for t in targets]
         builds = {"certgate": _edge_build(Path(__file__).resolve().parents[2] / "src")}
         for spec in args.candidate:
             name, _, tree = spec.partition("=")
@@ -573,6 +588,8 @@ def main() -> int:
     finally:
         for s in reversed(started):
             s.stop()
+        for group in groups:
+            uncap(group)
         if api is not None:
             # The edge's long-poll is cut at shutdown; uvicorn would print that as an error.
             logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
@@ -586,7 +603,9 @@ def main() -> int:
         *[f"| {k} | {v} |" for k, v in env.items()],
         f"| placement | servers (proxy under test + origin) on core {SERVER_CORE}, "
         f"wrk on core {GENERATOR_CORE}; "
-        f"{args.rounds} rounds {X} {args.duration:g} s per run, -c{args.connections}, order alternating |",
+        f"{args.rounds} rounds {X} {args.duration:g} s per run, -c{args.connections}, order alternating"
+        + (f"; each server capped at {args.cpu_cap:g} of a core (cgroup CPU quota)" if args.cpu_cap else "")
+        + " |",
         f"| access-log lines written | {', '.join(f'{k}: {v:,}' for k, v in log_lines.items())} |",
         f"| edge builds | {'; '.join(f'{k}: {v}' for k, v in builds.items())} |",
         "\n**Same job** (each case on a new connection):\n",

@@ -87,6 +87,48 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, timeout
 
 
 # ------------------------------------------------------------------------------------------------
+# CPU caps (cgroup CPU quota)
+
+_CAP_PERIOD_US = 20_000
+"""A short period keeps the capped server's bursts short (the CFS default is 100 ms)."""
+
+
+def cap_cpu(server: Server, fraction: float) -> Path:
+    """Limit ``server.measured_pid`` (all its threads) to ``fraction`` of one core with a cgroup
+    CPU quota, so that the load generator, not the server, has spare CPU: req/s then measures
+    the server's capacity for that budget. Needs root and a cgroup v2 ``cpu`` controller or a
+    cgroup v1 ``cpu`` hierarchy. Returns the group's directory (`uncap` removes it)."""
+    quota = max(1000, round(fraction * _CAP_PERIOD_US))
+    root = Path("/sys/fs/cgroup")
+    controllers = root / "cgroup.controllers"
+    if controllers.exists() and "cpu" in controllers.read_text().split():
+        group = root / f"certgate-bench-{os.getpid()}-{server.name}"
+        (root / "cgroup.subtree_control").write_text("+cpu")
+        group.mkdir()
+        (group / "cpu.max").write_text(f"{quota} {_CAP_PERIOD_US}")
+    elif (root / "cpu" / "cpu.cfs_quota_us").exists():
+        group = root / "cpu" / f"certgate-bench-{os.getpid()}-{server.name}"
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(_CAP_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+    else:
+        raise SystemExit("--cpu-cap needs a cgroup cpu controller (v2) or cpu hierarchy (v1)")
+    (group / "cgroup.procs").write_text(str(server.measured_pid))
+    return group
+
+
+def uncap(group: Path) -> None:
+    """Remove a group of `cap_cpu` (its process has exited or is moved back to the root)."""
+    parent_procs = group.parent / "cgroup.procs"
+    for pid in (group / "cgroup.procs").read_text().split():
+        try:
+            parent_procs.write_text(pid)
+        except OSError:
+            pass  # exited meanwhile
+    group.rmdir()
+
+
+# ------------------------------------------------------------------------------------------------
 # nginx
 
 
