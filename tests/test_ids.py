@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import stat
+from pathlib import Path
 
+from certgate.bootstrap import ensure_edge_token
 from certgate.ids import RandomIdFactory
+from certgate.settings import ControlPlaneSettings
 
 
 def test_tokens_are_alphanumeric_and_never_look_like_a_flag() -> None:
@@ -30,3 +34,13 @@ def test_hex_and_int_ids_keep_their_wire_shapes() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", ids.hex_id())
     n = ids.int_id()
     assert 1_000_000_000_000 <= n < 10_000_000_000_000_000
+
+
+def test_the_edge_token_is_made_once_alphanumeric_and_private(tmp_path: Path) -> None:
+    # It is passed as `certgate edge --token T` too, so it must never start with "-".
+    settings = ControlPlaneSettings(data_dir=tmp_path / "data")
+    settings.edge_token_path.parent.mkdir(parents=True)
+    token = ensure_edge_token(settings)
+    assert re.fullmatch(r"[A-Za-z0-9]{43}", token)
+    assert stat.S_IMODE(settings.edge_token_path.stat().st_mode) == 0o600
+    assert ensure_edge_token(settings) == token  # kept, not replaced

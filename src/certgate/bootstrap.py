@@ -7,7 +7,6 @@ everything they need. Entry points (``__main__``, the API app, tests) call these
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from certgate import rules
@@ -51,7 +50,8 @@ def _write_private(path: Path, data: bytes) -> None:
 def ensure_edge_token(settings: ControlPlaneSettings) -> str:
     path = settings.edge_token_path
     if not path.exists():
-        _write_private(path, secrets.token_urlsafe(32).encode())
+        # Alphanumeric (never a leading "-"): `certgate edge --token "$(cat ...)"` must parse.
+        _write_private(path, RandomIdFactory().token(32).encode())
     return path.read_text().strip()
 
 
