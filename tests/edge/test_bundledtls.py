@@ -16,7 +16,9 @@ from __future__ import annotations
 import array
 import asyncio
 import hashlib
+import inspect
 import random
+import re
 import socket
 import ssl
 import threading
@@ -1041,3 +1043,31 @@ def test_two_hundred_concurrent_clients_each_get_their_answer(
             assert h.server.connections() == 0
 
     run_on_uvloop(scenario())
+
+
+# --- the binding check ---------------------------------------------------------------------------
+
+
+def test_required_lists_exactly_what_the_engine_calls_in_the_binding() -> None:
+    # `auto` falls back to the stdlib engine when the binding lacks a name in REQUIRED: a name the
+    # engine calls but REQUIRED omits would fail at run time instead, on the first connection.
+    source = inspect.getsource(bundledtls)
+    used = set(re.findall(r"\blib\.([A-Za-z_][A-Za-z0-9_]*)", source))
+    assert used == set(bundledtls.REQUIRED)
+    assert len(bundledtls.REQUIRED) == len(set(bundledtls.REQUIRED))
+
+
+def test_a_binding_without_a_required_name_is_refused_and_auto_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bundledtls, "REQUIRED", (*bundledtls.REQUIRED, "SSL_no_such_function"))
+    with pytest.raises(bundledtls.BundledTLSError, match="SSL_no_such_function"):
+        bundledtls.Binding()
+
+    def missing() -> bundledtls.Binding:
+        raise bundledtls.BundledTLSError("cryptography's OpenSSL binding lacks SSL_no_such_function")
+
+    monkeypatch.setattr(bundledtls, "binding", missing)
+    assert not bundledtls.available()
+    assert TLSSettings(engine="auto").resolved_engine() == "stdlib"
+    assert TLSSettings(engine="bundled").resolved_engine() == "bundled"  # asked for: no fallback

@@ -42,31 +42,29 @@ from certgate.errors import CertGateError
 
 log = logging.getLogger(__name__)
 
-#: The functions and constants this engine needs from ``cryptography``'s binding.
+#: The functions and constants this engine calls in ``cryptography``'s binding: exactly those
+#: (tests/edge/test_bundledtls.py checks the list against the module's ``lib.`` uses).
 REQUIRED: Final = (
     "TLS_server_method", "SSL_CTX_new", "SSL_CTX_free", "SSL_CTX_set_options", "SSL_CTX_set_mode",
     "SSL_CTX_set_session_cache_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version",
     "SSL_CTX_set_cipher_list", "SSL_CTX_use_certificate", "SSL_CTX_use_PrivateKey",
     "SSL_CTX_add_extra_chain_cert", "SSL_CTX_check_private_key", "SSL_CTX_set_client_CA_list",
     "SSL_CTX_set_verify", "SSL_CTX_set_verify_depth", "SSL_CTX_set_tlsext_servername_callback",
-    "SSL_CTX_set_alpn_select_cb", "SSL_new", "SSL_free", "SSL_set_fd", "SSL_set_accept_state",
-    "SSL_do_handshake", "SSL_read", "SSL_write", "SSL_shutdown", "SSL_get_error", "SSL_pending",
+    "SSL_CTX_set_alpn_select_cb", "SSL_new", "SSL_free", "SSL_set_bio", "SSL_set_accept_state",
+    "SSL_do_handshake", "SSL_read", "SSL_write", "SSL_shutdown", "SSL_get_error",
     "SSL_set_SSL_CTX", "SSL_set_verify", "SSL_get_servername", "SSL_get_version",
     "SSL_get_peer_certificate", "SSL_get_peer_cert_chain", "SSL_session_reused",
-    "SSL_get_client_CA_list", "SSL_get_current_cipher", "SSL_CIPHER_get_name", "BIO_new_mem_buf",
-    "BIO_new", "BIO_s_mem", "BIO_free", "BIO_get_mem_data", "PEM_read_bio_X509",
-    "PEM_read_bio_PrivateKey", "i2d_X509_bio", "i2d_X509_NAME", "d2i_X509_NAME", "X509_free",
-    "EVP_PKEY_free", "sk_X509_num", "sk_X509_value", "sk_X509_NAME_new_null", "sk_X509_NAME_push",
-    "sk_X509_NAME_num", "sk_X509_NAME_value", "ERR_clear_error", "ERR_get_error",
-    "ERR_reason_error_string", "OpenSSL_version", "OPENSSL_free", "SSL_OP_NO_TICKET",
-    "SSL_OP_NO_RENEGOTIATION",
-    "SSL_OP_NO_COMPRESSION", "SSL_OP_CIPHER_SERVER_PREFERENCE", "SSL_OP_ALL",
-    "SSL_MODE_RELEASE_BUFFERS", "SSL_get0_alpn_selected",
-    "SSL_SESS_CACHE_OFF",
-    "SSL_VERIFY_NONE", "SSL_VERIFY_PEER", "SSL_ERROR_WANT_READ", "SSL_ERROR_WANT_WRITE",
-    "SSL_ERROR_ZERO_RETURN", "SSL_ERROR_SYSCALL", "SSL_TLSEXT_ERR_OK", "SSL_TLSEXT_ERR_ALERT_FATAL",
-    "SSL_TLSEXT_ERR_NOACK", "TLSEXT_NAMETYPE_host_name", "TLS1_2_VERSION", "TLS1_3_VERSION",
-    "SSL_FILETYPE_PEM",
+    "SSL_get_client_CA_list", "SSL_get_current_cipher", "SSL_CIPHER_get_name", "SSL_get0_alpn_selected",
+    "BIO_new_mem_buf", "BIO_new", "BIO_s_mem", "BIO_free", "BIO_read", "BIO_write",
+    "BIO_set_mem_eof_return", "BIO_get_mem_data", "PEM_read_bio_X509", "PEM_read_bio_PrivateKey",
+    "i2d_X509_bio", "i2d_X509_NAME", "d2i_X509_NAME", "X509_free", "X509_NAME_free", "EVP_PKEY_free",
+    "sk_X509_num", "sk_X509_value", "sk_X509_NAME_new_null", "sk_X509_NAME_push", "sk_X509_NAME_num",
+    "sk_X509_NAME_value", "sk_X509_NAME_free", "ERR_clear_error", "ERR_get_error",
+    "ERR_reason_error_string", "OpenSSL_version", "OPENSSL_free",
+    "SSL_OP_ALL", "SSL_OP_NO_TICKET", "SSL_OP_NO_RENEGOTIATION", "SSL_OP_NO_COMPRESSION",
+    "SSL_OP_CIPHER_SERVER_PREFERENCE", "SSL_MODE_RELEASE_BUFFERS", "SSL_SESS_CACHE_OFF",
+    "SSL_VERIFY_NONE", "SSL_VERIFY_PEER", "SSL_ERROR_WANT_READ", "SSL_ERROR_ZERO_RETURN",
+    "SSL_TLSEXT_ERR_OK", "SSL_TLSEXT_ERR_ALERT_FATAL", "SSL_TLSEXT_ERR_NOACK", "TLSEXT_NAMETYPE_host_name",
 )  # fmt: skip
 
 #: The TLS 1.2 cipher suites: CPython 3.13's default server string (TLS 1.3 suites are separate).
@@ -85,7 +83,7 @@ WRITE_CHUNK: Final = 262144
 
 
 class BundledTLSError(CertGateError):
-    """The socket TLS engine cannot run in this process (binding missing or incomplete)."""
+    """The bundled TLS engine cannot run in this process (binding missing or incomplete)."""
 
     default_reason = "edge.tls_binding"
 

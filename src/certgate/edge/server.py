@@ -506,7 +506,7 @@ def run_edge(settings: EdgeSettings, *, clock: Clock | None = None) -> int:
     tls.self_check(settings.tls)  # fail before binding anything if mTLS cannot work here
     log.info("certgate edge: %s; %s", describe_build(), tls.describe_engine(settings.tls))
     if settings.tls.engine == "auto" and settings.tls.resolved_engine() == "stdlib":
-        log.warning("cryptography's OpenSSL binding lacks what the socket TLS engine needs: using stdlib")
+        log.warning("cryptography's OpenSSL binding lacks what the bundled TLS engine needs: using stdlib")
     count = settings.worker_count
     host, port = settings.listen_address
     if count == 1:
