@@ -485,6 +485,26 @@ def install_server_name_callback(
 # the transport
 
 
+def _new_server_ssl(b: Binding, ctx: BundledTLSContext) -> tuple[Any, Any, Any] | None:
+    """A server-side ``SSL *`` made from ``ctx`` and its read and write memory BIOs, which it owns
+    (``SSL_free`` frees all three); None (nothing left allocated) if OpenSSL is out of memory."""
+    lib, ffi = b.lib, b.ffi
+    ssl_ptr = lib.SSL_new(ctx.pointer)
+    rbio = lib.BIO_new(lib.BIO_s_mem())
+    wbio = lib.BIO_new(lib.BIO_s_mem())
+    if ssl_ptr == ffi.NULL or rbio == ffi.NULL or wbio == ffi.NULL:
+        for bio in (rbio, wbio):
+            if bio != ffi.NULL:
+                lib.BIO_free(bio)
+        if ssl_ptr != ffi.NULL:
+            lib.SSL_free(ssl_ptr)
+        return None
+    lib.BIO_set_mem_eof_return(rbio, -1)  # an empty read BIO means "want more", not EOF
+    lib.SSL_set_bio(ssl_ptr, rbio, wbio)  # the SSL owns both BIOs from here on
+    lib.SSL_set_accept_state(ssl_ptr)
+    return ssl_ptr, rbio, wbio
+
+
 class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
     """TLS between uvloop's TCP transport (below) and the edge's protocol (above).
 
@@ -523,22 +543,11 @@ class BundledTLSTransport(asyncio.Transport, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = raw = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
-        lib, ffi = self._lib, self._ffi
-        ssl_ptr = lib.SSL_new(self._server.listening.pointer)
-        rbio = lib.BIO_new(lib.BIO_s_mem())
-        wbio = lib.BIO_new(lib.BIO_s_mem())
-        if ssl_ptr == ffi.NULL or rbio == ffi.NULL or wbio == ffi.NULL:
-            for bio in (rbio, wbio):
-                if bio != ffi.NULL:
-                    lib.BIO_free(bio)
-            if ssl_ptr != ffi.NULL:
-                lib.SSL_free(ssl_ptr)
+        made = _new_server_ssl(self._server.binding, self._server.listening)
+        if made is None:
             raw.abort()
             return
-        lib.BIO_set_mem_eof_return(rbio, -1)  # an empty read BIO means "want more", not EOF
-        lib.SSL_set_bio(ssl_ptr, rbio, wbio)  # the SSL owns both BIOs from here on
-        lib.SSL_set_accept_state(ssl_ptr)
-        self._ssl, self._rbio, self._wbio = ssl_ptr, rbio, wbio
+        self._ssl, self._rbio, self._wbio = made
         self._server.handshake_started(self)
         self._handshake_timer = self._server.loop.call_later(
             self._server.handshake_timeout, self._handshake_timed_out
@@ -913,11 +922,11 @@ def memory_handshake(
 
     b = binding()
     lib, ffi = b.lib, b.ffi
-    ssl_ptr = ffi.gc(lib.SSL_new(ctx.pointer), lib.SSL_free)
-    rbio, wbio = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
-    lib.BIO_set_mem_eof_return(rbio, -1)
-    lib.SSL_set_bio(ssl_ptr, rbio, wbio)
-    lib.SSL_set_accept_state(ssl_ptr)
+    made = _new_server_ssl(b, ctx)
+    if made is None:
+        raise MemoryError("SSL_new or BIO_new failed")
+    ssl_ptr = ffi.gc(made[0], lib.SSL_free)  # frees both BIOs too
+    rbio, wbio = made[1], made[2]
     client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_ctx.wrap_bio(client_in, client_out, server_hostname=server_name, session=session)
     out = ffi.new("char[]", 65536)
