@@ -262,6 +262,23 @@ def start_nginx(name: str, prefix: Path, conf: str, port: int) -> Server:
 # certgate edge
 
 
+def _start_python(
+    prefix: Path, name: str, cmd: list[str], port: int, what: str, *, src: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``cmd`` (a Python server) with certgate importable from ``src`` (default: this
+    checkout's), its stderr in ``prefix/NAME-stderr.log``; return once it listens on ``port``."""
+    src = src or Path(__file__).resolve().parents[2] / "src"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p),
+    }
+    stderr = (prefix / f"{name}-stderr.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=stderr)
+    stderr.close()
+    _wait_listening(port, proc, what)
+    return proc
+
+
 def start_edge(
     prefix: Path,
     port: int,
@@ -290,15 +307,7 @@ def start_edge(
         "--log-level", "warning",
         *extra_args,
     ]  # fmt: skip
-    src = src or Path(__file__).resolve().parents[2] / "src"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p),
-    }
-    stderr = (prefix / f"{name}-stderr.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=stderr)
-    stderr.close()
-    _wait_listening(port, proc, "certgate edge")
+    proc = _start_python(prefix, name, cmd, port, "certgate edge", src=src)
     server = Server(name, port, proc, proc.pid, log_path)
     # Listening is not serving: wait until the snapshot is applied and the hostname answers 200.
     deadline = time.monotonic() + 30
@@ -321,15 +330,7 @@ def start_floor(prefix: Path, port: int, origin_port: int, files: BenchFiles) ->
         "--chain", str(files.edge_chain), "--key", str(files.edge_key),
         "--client-ca", str(files.managed_ca),
     ]  # fmt: skip
-    src = Path(__file__).resolve().parents[2] / "src"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p),
-    }
-    stderr = (prefix / "floor-stderr.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=stderr)
-    stderr.close()
-    _wait_listening(port, proc, "floor.py")
+    proc = _start_python(prefix, "floor", cmd, port, "floor.py")
     server = Server("floor", port, proc, proc.pid, prefix / "floor-access.log")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(files.edge_ca)
